@@ -1,0 +1,36 @@
+# SurgTwin: `make run` opens the app on the bundled phantom; `make test` sets up and runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test lint bench phantom sysdeps clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+run: $(STAMP)
+	$(VENV)/bin/surgtwin info sample_dicom
+
+# Xvfb and Mesa GL for the GUI tests, installed only when missing and only as root.
+sysdeps:
+	@bash packaging/install-sysdeps.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+test: sysdeps $(STAMP) lint
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_load.py ../shared/data/ct-abdomen-spine
+
+phantom: $(STAMP)
+	$(PY) -m surgtwin.phantom -o sample_dicom
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist

@@ -1,0 +1,1 @@
+"""SurgTwin segmentation layer."""

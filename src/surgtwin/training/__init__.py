@@ -1,0 +1,1 @@
+"""SurgTwin training layer."""
