@@ -66,10 +66,17 @@ class VolumeCache:
 DEFAULT_CACHE = VolumeCache()
 
 
-def _pick_series(index: SeriesIndex, uid: str | None) -> Series:
+def _pick_series(index: SeriesIndex, uid: str | None, resample: bool = False) -> Series:
     if uid is not None:
         return index.get(uid)
     loadable = index.loadable()
+    if resample:
+        fixable = {fc.MISSING_SLICES, fc.UNEVEN_SPACING}
+        loadable += [
+            s
+            for s in index.series
+            if s.geometry is not None and s.errors() and {f.code for f in s.errors()} <= fixable
+        ]
     if not loadable:
         reasons = "; ".join(
             f"{s.uid}: {s.errors()[0].message}" for s in index.series if s.errors()
@@ -120,7 +127,7 @@ def load(
         The series cannot be loaded; the message names the file and the reason.
     """
     if not isinstance(series, Series):
-        series = _pick_series(scan(series), uid)
+        series = _pick_series(scan(series), uid, resample)
     if resample and series.geometry is not None and not series.geometry.uniform:
         series = copy.copy(series)
         series.findings = list(series.findings)
@@ -146,6 +153,17 @@ def load(
         values = _correct_tilt(values, series)
     values.flags.writeable = False
     first = series.first
+    found = list(series.findings)
+    if units == "HU" and values.size and float(values.min()) > -200:
+        found.append(
+            Finding(
+                fc.NO_RESCALE,
+                f"the lowest value is {float(values.min()):g} HU, but a CT in Hounsfield units "
+                "shows air near -1000 HU: the rescale tags may be wrong (check before using "
+                "HU thresholds)",
+                Severity.WARNING,
+            )
+        )
     grid = geom.grid
     vol = Volume(
         array=values,
@@ -166,7 +184,7 @@ def load(
             units=units,
         ),
         patient=first.patient,
-        findings=tuple(series.findings),
+        findings=tuple(found),
         source_files=tuple(f.name for f in series.files),
     )
     if vol.size != grid.size:
@@ -257,7 +275,7 @@ def _rescale(raw: np.ndarray, series: Series) -> tuple[np.ndarray, str]:
         s.frame.slope is not None and s.frame.intercept is not None for s in series.slices
     )
     first = series.first
-    if first.modality == "CT" and has_rescale:
+    if first.modality == "CT" and has_rescale and first.rescale_type.upper() in ("", "HU"):
         units = "HU"
     else:
         units = first.rescale_type if has_rescale and first.rescale_type not in ("US", "") else ""

@@ -384,8 +384,8 @@ def _split_repeats(stack: list[SliceRef]) -> list[tuple[list[SliceRef], list[Fin
     names = ", ".join(os.path.basename(stack[i].name) for i in worst[:4])
     if len(dups) == 1 and len(worst) == len(stack):
         what = (
-            f"all {len(stack)} images lie at one and the same position (repeated acquisitions "
-            f"of one slice: {names}); this is not a volume"
+            f"all {len(stack)} images lie at one and the same position (copies or repeated "
+            f"acquisitions of one slice: {names}); this is not a volume"
         )
     else:
         what = (
@@ -432,6 +432,15 @@ def _validate(series: Series, resample: bool = False) -> None:
             Finding(
                 fc.NO_RESCALE,
                 "CT without Rescale Slope/Intercept: the values are stored pixel values, not "
+                "verified Hounsfield units (often HU = value - 1024); HU thresholds may be wrong",
+                Severity.WARNING,
+            )
+        )
+    elif first.modality == "CT" and first.rescale_type.upper() not in ("", "HU"):
+        series.findings.append(
+            Finding(
+                fc.NO_RESCALE,
+                f"CT whose Rescale Type is {first.rescale_type!r} (not HU): the values are not "
                 "verified Hounsfield units (often HU = value - 1024); HU thresholds may be wrong",
                 Severity.WARNING,
             )
