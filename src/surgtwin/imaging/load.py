@@ -78,13 +78,14 @@ def _pick_series(index: SeriesIndex, uid: str | None, resample: bool = False) ->
             if s.geometry is not None and s.errors() and {f.code for f in s.errors()} <= fixable
         ]
     if not loadable:
-        reasons = "; ".join(
-            f"{s.uid}: {s.errors()[0].message}" for s in index.series if s.errors()
-        ) or (
-            "no image series found"
-            + (f" ({len(index.skipped)} files skipped)" if index.skipped else "")
-        )
-        raise DicomError(f"no series can be loaded: {reasons}", index.root)
+        refused = [s for s in index.series if s.errors()]
+        reasons = "; ".join(f"{s.uid}: {s.errors()[0].message}" for s in refused)
+        if not reasons:
+            reasons = "no image series found"
+            if index.skipped:
+                reasons += f" ({len(index.skipped)} file(s) skipped: {index.skipped[0].reason})"
+        code = refused[0].errors()[0].code if refused else None
+        raise DicomError(f"no series can be loaded: {reasons}", index.root, code=code)
     return max(loadable, key=lambda s: math.prod(s.grid.size))
 
 
