@@ -102,9 +102,10 @@ def main() -> None:
         f"(min {min(theirs) * 1000:.1f}, max {max(theirs) * 1000:.1f})"
     )
     for name, m in (("project", mem_ours), ("peer", mem_theirs)):
+        peak, vol_bytes = m["peak_bytes"], m["volume_bytes"]
         print(
-            f"{name} peak memory: {m['peak_bytes'] / 2**20:.1f} MiB = "
-            f"{m['peak_bytes'] / m['volume_bytes']:.2f}x the volume's {m['volume_bytes'] / 2**20:.1f} MiB"
+            f"{name} peak memory: {peak / 2**20:.1f} MiB = {peak / vol_bytes:.2f}x "
+            f"the volume's {vol_bytes / 2**20:.1f} MiB"
         )
     print(f"ratio {t_ours / t_theirs:.2f}")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from testdata import require_data
 
 from surgtwin.imaging import load, scan
+from testdata import require_data
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_geometry_equals_simpleitk(ct):
     assert ct.spacing == pytest.approx(img.GetSpacing(), abs=1e-9)
     assert np.array_equal(sitk.GetArrayViewFromImage(img), ct.array)
     # and the bounds follow: slices run from z = 85.91 (pelvis) to 484.91 mm (chest)
-    xmin, xmax, ymin, ymax, zmin, zmax = ct.bounds()
+    xmin, _xmax, ymin, _ymax, zmin, zmax = ct.bounds()
     assert (zmin, zmax) == pytest.approx((85.91, 484.91))
     assert (xmin, ymin) == pytest.approx((-275.0, -178.1))
 
@@ -50,7 +50,7 @@ def test_left_stays_left(ct):
         j, i = np.nonzero(sitk.GetArrayViewFromImage(labels) == 1)
         liver_x = ct.index_to_lps([i.mean(), j.mean(), k])[0]
         # vertebral body: bone near the image centre, posterior half
-        jj, ii = np.nonzero(sl[250:380, 200:320] > 300)
+        _jj, ii = np.nonzero(sl[250:380, 200:320] > 300)
         spine_x = ct.index_to_lps([ii.mean() + 200, 0, k])[0]
         assert liver_x < spine_x - 20, (k, liver_x, spine_x)
 
