@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from testdata import require_data
 
 from surgtwin.cli import main
+from testdata import require_data
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

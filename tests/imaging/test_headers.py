@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from testdata import require_data
-
 from surgtwin.errors import DicomError
 from surgtwin.imaging import header as hdr
 from surgtwin.imaging.fastheader import FastDataset
 from surgtwin.imaging.sources import collect
+from testdata import require_data
 
 # Differences allowed between the two readers: the fast one also knows where small pixel data
 # lies, and trims spaces inside multi-valued strings.

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from testdata import require_data
 
 from surgtwin.errors import DicomError
 from surgtwin.imaging import load, scan
+from testdata import require_data
 
 # (folder, expected parts: list of (size, spacing, (min, max) or None, finding codes) or the
 #  code of the error that refuses the series)
