@@ -42,7 +42,6 @@ def fast_path_ok(h: ImageHeader) -> bool:
     """True when the pixels can be read directly from the file at a known offset."""
     return (
         h.pixel_offset is not None
-        and h.ref.member is None
         and h.transfer_syntax in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
         and h.bits_allocated in (8, 16, 32)
         and h.samples_per_pixel == 1
@@ -54,6 +53,17 @@ def read_native_into(h: ImageHeader, frame: int | None, out: np.ndarray) -> None
     frame_bytes = h.rows * h.columns * (h.bits_allocated // 8)
     offset = h.pixel_offset + (frame or 0) * frame_bytes
     buf = memoryview(out.reshape(-1).view(np.uint8))
+    if h.ref.member is not None:  # a zip member: decompress it, then copy the frame
+        data = h.ref.read_bytes(limit=offset + frame_bytes)
+        got = max(0, min(frame_bytes, len(data) - offset))
+        buf[:got] = data[offset : offset + got]
+        if got != frame_bytes:
+            raise DicomError(
+                f"the file ended after {got} of {frame_bytes} pixel bytes: it is truncated",
+                h.ref.name,
+                code=fc.TRUNCATED,
+            )
+        return
     try:
         with open(h.ref.path, "rb") as f:
             f.seek(offset)

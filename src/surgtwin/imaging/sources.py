@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,9 +55,12 @@ class FileRef:
         if self.member is None:
             with open(self.path, "rb") as f:
                 return f.read() if limit is None else f.read(limit)
-        with zipfile.ZipFile(self.path) as zf, zf.open(self.member) as f:
-            cap = min(limit or MAX_MEMBER_BYTES, MAX_MEMBER_BYTES)
-            data = f.read(cap + 1)
+        cap = min(limit or MAX_MEMBER_BYTES, MAX_MEMBER_BYTES)
+        try:
+            with _open_zip(self.path, self.mtime_ns).open(self.member) as f:
+                data = f.read(cap + 1)
+        except (zipfile.BadZipFile, KeyError, OSError, RuntimeError, EOFError) as exc:
+            raise DicomError(f"the archive member cannot be read ({exc})", self.name) from exc
         if len(data) > cap and limit is None:
             raise DicomError("archive member is larger than 4 GiB; not read", self.name)
         return data[:cap]
@@ -70,6 +74,24 @@ class FileRef:
     def key(self) -> tuple[str, str | None, int, int]:
         """Identity for caches: changes when the file changes."""
         return (self.path, self.member, self.size, self.mtime_ns)
+
+
+_zip_handles = threading.local()
+
+
+def _open_zip(path: str, mtime_ns: int) -> zipfile.ZipFile:
+    """An open archive per thread, so reading many members parses the directory once."""
+    cache = getattr(_zip_handles, "cache", None)
+    if cache is None:
+        cache = _zip_handles.cache = {}
+    key = (path, mtime_ns)
+    zf = cache.get(key)
+    if zf is None:
+        for old in cache.values():
+            old.close()
+        cache.clear()
+        zf = cache[key] = zipfile.ZipFile(path)
+    return zf
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from surgtwin.phantom.anatomy import GRID, Grid, ground_truth, render_hu
+from surgtwin.phantom.anatomy import GRID, Grid, render_hu
 from surgtwin.phantom.dicom_writer import SERIES_DIR, SeriesInfo, write_atomic, write_ct_series
+from surgtwin.phantom.ground_truth import ground_truth
 
 __all__ = ["GRID", "Grid", "Phantom", "build_phantom", "generate"]
 
