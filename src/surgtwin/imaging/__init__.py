@@ -12,13 +12,14 @@ from surgtwin.imaging.header import ImageHeader, NonImage, PatientInfo
 from surgtwin.imaging.load import DEFAULT_CACHE, VolumeCache, load
 from surgtwin.imaging.series import Series, SeriesIndex, scan
 from surgtwin.imaging.sources import FileRef, Skipped
-from surgtwin.imaging.volume import Volume, VolumeInfo
+from surgtwin.imaging.volume import ImageGeometry, Volume, VolumeInfo
 
 __all__ = [
     "DEFAULT_CACHE",
     "DicomError",
     "FileRef",
     "Finding",
+    "ImageGeometry",
     "ImageHeader",
     "LoadCancelled",
     "NonImage",

@@ -96,6 +96,21 @@ class _NeedMore(Exception):
     pass
 
 
+class DamagedElement(Exception):
+    """A data element claims more bytes than the file holds."""
+
+    def __init__(self, tag: int, length: int, size: int):
+        self.tag, self.length, self.size = tag, length, size
+        super().__init__(damaged_message(tag, length, size))
+
+
+def damaged_message(tag: int, length: int, size: int) -> str:
+    return (
+        f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) claims {length} bytes but the file has "
+        f"only {size}: the file is truncated or damaged"
+    )
+
+
 class FastPixelElement:
     """Where the pixel data lies in the file (value not read)."""
 
@@ -275,7 +290,7 @@ def _read(fp, size: int) -> FastDataset | None:
             pos = _skip_undefined(r, vpos, explicit, 1)
             continue
         if vpos + length > size:
-            return None
+            raise DamagedElement(tag, length, size)
         wanted = _BY_TAG.get(tag)
         if wanted is not None:
             r.need(vpos + length)

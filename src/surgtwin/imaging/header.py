@@ -22,7 +22,7 @@ from pydicom.errors import InvalidDicomError
 
 from surgtwin.errors import DicomError
 from surgtwin.imaging import findings as fc
-from surgtwin.imaging.fastheader import read_fast
+from surgtwin.imaging.fastheader import DamagedElement, read_fast
 from surgtwin.imaging.sources import FileRef
 
 # We validate values ourselves; pydicom's per-value warnings would only flood the log.
@@ -271,6 +271,20 @@ def _size_of(fp) -> int:
     return end
 
 
+def _check_deferred(ds: Dataset, size: int) -> None:
+    """Values pydicom deferred must lie within the file; else it is truncated or damaged."""
+    for tag in list(ds.keys()):
+        if int(tag) in PIXEL_TAGS:
+            continue  # pixel data is checked against the image size, with a clearer message
+        elem = ds.get_item(tag, keep_deferred=True)
+        length = getattr(elem, "length", 0)
+        tell = getattr(elem, "value_tell", None)
+        if tell is None or getattr(elem, "value", 0) is not None or length == 0xFFFFFFFF:
+            continue
+        if tell + length > size:
+            raise DamagedElement(int(tag), int(length), size)
+
+
 def _dcmread(ref: FileRef, fast: bool = True) -> Dataset:
     """Parse the header, deferring every large value; raises DicomError on anything odd."""
     fp = None
@@ -285,14 +299,21 @@ def _dcmread(ref: FileRef, fast: bool = True) -> Dataset:
                 raise DicomError("a gzip-compressed file, not DICOM: decompress it first", ref.name)
             raise DicomError("not a DICOM file", ref.name)
         fp.seek(0)
+        size = ref.size or _size_of(fp)
         if has_preamble and fast:
-            fast = read_fast(fp, ref.size or _size_of(fp))
+            fast = read_fast(fp, size)
             if fast is not None:
                 return fast
             fp.seek(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pydicom.dcmread(fp, defer_size=DEFER_BYTES, force=not has_preamble)
+            ds = pydicom.dcmread(fp, defer_size=DEFER_BYTES, force=not has_preamble)
+        meta = getattr(ds, "file_meta", None)
+        if meta is None or meta.get("TransferSyntaxUID") != "1.2.840.10008.1.2.1.99":
+            _check_deferred(ds, size)  # (deflated streams have positions past the file size)
+        return ds
+    except DamagedElement as exc:
+        raise DicomError(str(exc), ref.name, code=fc.TRUNCATED) from exc
     except DicomError:
         raise
     except RecursionError as exc:
@@ -512,6 +533,16 @@ def _header_from_dataset(ref: FileRef, ds: Dataset) -> ImageHeader | NonImage:
     if pixel_tag is None:
         if len(ds) == 0:
             raise DicomError("the file contains no DICOM data elements")
+        if not sop_class:
+            raise DicomError(
+                "not a readable DICOM object: no SOP Class UID and no image data "
+                "(damaged or not DICOM)"
+            )
+        if sop_class.startswith("1.2.840.10008.5.1.4.1.1.") or _int(ds, "Rows"):
+            raise DicomError(
+                "the image has no pixel data: the file is truncated or damaged",
+                code=fc.TRUNCATED,
+            )
         return NonImage(
             ref, "object without image data", sop_class, modality, series_uid, description
         )
@@ -575,7 +606,10 @@ def _header_from_dataset(ref: FileRef, ds: Dataset) -> ImageHeader | NonImage:
         )
         code = fc.UNDECODABLE
 
-    frames, assumed = _frame_infos(ds, n_frames)
+    if problem is None:
+        frames, assumed = _frame_infos(ds, n_frames)
+    else:  # refused anyway: one entry, never a per-frame expansion of a hostile count
+        frames, assumed = _frame_infos(ds, 1)[0][:1], False
     patient = PatientInfo(
         name=_str(ds, "PatientName"),
         patient_id=_str(ds, "PatientID"),

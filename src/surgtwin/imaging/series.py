@@ -405,16 +405,16 @@ def _split_repeats(stack: list[SliceRef]) -> list[tuple[list[SliceRef], list[Fin
 def _validate(series: Series, resample: bool = False) -> None:
     """Add the findings that do not depend on geometry, then compute the geometry."""
     first = series.first
-    problems: dict[str, list[SliceRef]] = defaultdict(list)
-    for s in series.slices:
-        if s.header.problem:
-            problems[s.header.problem_code or fc.TRUNCATED].append(s)
+    headers = list({id(s.header): s.header for s in series.slices}.values())
+    problems: dict[str, list[ImageHeader]] = defaultdict(list)
+    for h in headers:
+        if h.problem:
+            problems[h.problem_code or fc.TRUNCATED].append(h)
     for code, bad in problems.items():
         series.findings.append(
             Finding(
                 code,
-                f"{len(bad)} image(s) cannot be used: {bad[0].header.problem} "
-                f"(first: {bad[0].name})",
+                f"{len(bad)} file(s) cannot be used: {bad[0].problem} (first: {bad[0].ref.name})",
                 Severity.ERROR,
             )
         )
@@ -427,7 +427,7 @@ def _validate(series: Series, resample: bool = False) -> None:
                 Severity.ERROR,
             )
         )
-    if first.modality == "CT" and not all(s.header.has_rescale for s in series.slices):
+    if first.modality == "CT" and not all(h.has_rescale for h in headers):
         series.findings.append(
             Finding(
                 fc.NO_RESCALE,
@@ -445,7 +445,7 @@ def _validate(series: Series, resample: bool = False) -> None:
                 Severity.WARNING,
             )
         )
-    if any(s.header.frames_assumed for s in series.slices):
+    if any(h.frames_assumed for h in headers):
         series.findings.append(
             Finding(
                 fc.NO_GEOMETRY,
