@@ -200,6 +200,98 @@ def cmd_load(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _segment(args: argparse.Namespace):
+    """Load the series and apply the presets: (volume, label map)."""
+    from surgtwin.imaging import load
+    from surgtwin.segmentation import LabelMap, apply_preset
+
+    progress = TerminalProgress("loading")
+    try:
+        vol = load(args.path, uid=args.series, resample=args.resample, progress=progress)
+    finally:
+        progress.close()
+    labelmap = LabelMap.for_volume(vol)
+    for key in args.preset:
+        apply_preset(labelmap, vol, key)
+    return vol, labelmap
+
+
+def export_report(args: argparse.Namespace) -> dict:
+    """Segment with presets, build the meshes and write them; the ``--json`` document."""
+    from surgtwin.geometry.mesh_io import export_meshes
+    from surgtwin.geometry.surface import labelmap_to_meshes
+
+    vol, labelmap = _segment(args)
+    progress = TerminalProgress("building surfaces")
+    try:
+        meshes = labelmap_to_meshes(
+            labelmap, smooth_iterations=args.smooth, decimate=args.decimate, progress=progress
+        )
+    finally:
+        progress.close()
+    files = export_meshes(
+        meshes,
+        args.output,
+        fmt=args.format,
+        space=args.space,
+        patient=vol.patient,
+        include_patient=args.include_patient,
+    )
+    if len(files) == 1 and len(meshes) > 1:
+        files = files * len(meshes)
+    rows = []
+    for mesh, path in zip(meshes, files, strict=True):
+        st = mesh.stats()
+        rows.append(
+            {
+                "name": mesh.name,
+                "file": str(path),
+                "triangles": st.triangles,
+                "volume_mm3": round(st.volume_mm3, 3),
+                "area_mm2": round(st.area_mm2, 3),
+                "watertight": st.watertight,
+                "bounds_lps": [round(v, 4) for v in st.bounds_lps],
+            }
+        )
+    return {"meshes": rows, "space": args.space, "format": args.format}
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    report = export_report(args)
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    for m in report["meshes"]:
+        sys.stdout.write(
+            f"{m['name']}: {m['file']}  {m['triangles']} triangles, "
+            f"{m['volume_mm3'] / 1000:.1f} cm3, "
+            f"{'watertight' if m['watertight'] else 'NOT watertight'}\n"
+        )
+    return EXIT_OK
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from surgtwin.segmentation import seg_io
+
+    vol, labelmap = _segment(args)
+    out = str(args.output)
+    if out.endswith(".dcm"):
+        seg_io.write_dicom_seg(labelmap, vol, out, include_patient=args.include_patient)
+    elif out.endswith((".nii", ".nii.gz")):
+        seg_io.write_nifti(labelmap, out)
+    elif out.endswith(".nrrd"):
+        seg_io.write_seg_nrrd(labelmap, out)
+    else:
+        raise SurgTwinError(f"{out}: unknown segmentation format (use .seg.nrrd, .nii.gz or .dcm)")
+    for label in labelmap.labels.values():
+        sys.stdout.write(
+            f"{label.name} ({label.role}): {labelmap.volume_mm3(label.value) / 1000:.1f} cm3\n"
+        )
+    sys.stdout.write(f"written {out}\n")
+    return EXIT_OK
+
+
 def _extra(report: dict) -> dict:
     return {"path": report["path"], "non_images": report["non_images"]}
 
@@ -228,6 +320,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=cmd_load)
+
+    def segmentation_args(p: argparse.ArgumentParser) -> None:
+        from surgtwin.segmentation.presets import PRESETS
+
+        p.add_argument("path", help="a DICOM folder, file, .zip or DICOMDIR")
+        p.add_argument("--series", metavar="UID", help="series UID (default: the largest)")
+        p.add_argument(
+            "--preset",
+            action="append",
+            required=True,
+            choices=sorted(PRESETS),
+            help="segmentation preset (repeat for several structures)",
+        )
+        p.add_argument("--resample", action="store_true", help="resample uneven slice spacing")
+        p.add_argument(
+            "--include-patient",
+            action="store_true",
+            help="keep patient identifiers in the written files (default: anonymised)",
+        )
+
+    p = sub.add_parser("export", help="segment with presets and export watertight meshes")
+    segmentation_args(p)
+    p.add_argument("--format", default="stl", choices=["stl", "obj", "ply", "vtp", "glb", "3mf"])
+    p.add_argument("--space", default="LPS", choices=["LPS", "RAS"], type=str.upper)
+    p.add_argument("--smooth", type=int, default=20, metavar="N", help="smoothing iterations")
+    p.add_argument(
+        "--decimate", type=float, default=None, metavar="F", help="fraction of triangles to remove"
+    )
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("segment", help="segment with presets and write .seg.nrrd, .nii.gz or .dcm")
+    segmentation_args(p)
+    p.add_argument("-o", "--output", required=True, help="output file (.seg.nrrd, .nii.gz, .dcm)")
+    p.set_defaults(func=cmd_segment)
     return parser
 
 
