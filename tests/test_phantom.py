@@ -14,6 +14,9 @@ import pydicom
 import pytest
 
 from surgtwin.phantom import Phantom, build_phantom, generate
+from surgtwin.phantom.anatomy import Grid, build_canal, build_vertebrae, render_noise_free
+from surgtwin.phantom.ground_truth import solid_volume
+from surgtwin.phantom.shapes import EllipticCylinder, Frame, Sphere
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_dicom"
 LEVELS = ("L3", "L4", "L5")
@@ -239,6 +242,128 @@ def test_soft_tissues(phantom: Phantom, truth: dict) -> None:
     assert -130 <= _mean3(phantom, [0.0, 57.0, 0.0]) <= -70  # subcutaneous fat
     assert 30 <= _mean3(phantom, [25.0, 30.0, 0.0]) <= 80  # erector spinae
     assert l4["spinous_process_tip"][1] > 30
+
+
+# --- volumes ------------------------------------------------------------------------------
+
+#: Fine grid spacing (mm) of the independent render check, and its origin offset (mm) away
+#: from the round numbers the shapes are built from.
+FINE_MM = 0.4
+FINE_OFFSET = np.array([0.0137, 0.0291, 0.0173])
+#: Rim test: a voxel between the two thresholds is cancellous bone only if no soft tissue voxel
+#: lies within this many fine voxels along any axis (the cortex is 1.5-2 mm thick).
+RIM_STEPS = 3
+
+
+def _near(mask: np.ndarray, steps: int) -> np.ndarray:
+    """``mask`` dilated by ``steps`` voxels along each axis (a 3-D cross)."""
+    out = mask.copy()
+    for axis in range(3):
+        for s in range(1, steps + 1):
+            lo = [slice(None)] * 3
+            hi = [slice(None)] * 3
+            lo[axis], hi[axis] = slice(0, -s), slice(s, None)
+            out[tuple(hi)] |= mask[tuple(lo)]
+            out[tuple(lo)] |= mask[tuple(hi)]
+    return out
+
+
+def _fine_render_bone_mm3(truth: dict) -> tuple[float, dict[str, float]]:
+    """Bone volume (mm³) counted on a fine noise-free render: total and per vertebra.
+
+    The render is thresholded at the midpoint between soft tissue (muscle) and cancellous bone
+    inside the cortex, and at the midpoint between water and cortical bone on the outer
+    surface (the partial-volume ramp there runs from soft tissue to cortical bone, so the
+    first threshold alone would put the surface about 0.3 mm too far out). A voxel between
+    the two thresholds counts only if no soft tissue voxel is near (``RIM_STEPS``): then it is
+    the cancellous core, not the outer rim. Bone voxels are attributed to the vertebra whose
+    outer surface is nearest.
+    """
+    hu = truth["tissues_hu"]
+    t_core = (hu["muscle"] + hu["cancellous_bone"]) / 2
+    t_surface = hu["cortical_bone"] / 2
+    vertebrae = build_vertebrae()
+    lo = np.min([v.bounds()[0] for v in vertebrae], axis=0) - 1.0 + FINE_OFFSET
+    hi = np.max([v.bounds()[1] for v in vertebrae], axis=0) + 1.0
+    n = np.ceil((hi - lo) / FINE_MM).astype(int)
+    counts = np.zeros(len(vertebrae), dtype=np.int64)
+    slab = 40
+    for k0 in range(0, int(n[2]), slab):  # slabs with a halo of RIM_STEPS slices
+        k1 = min(int(n[2]), k0 + slab)
+        a, b = max(0, k0 - RIM_STEPS), min(int(n[2]), k1 + RIM_STEPS)
+        origin = (float(lo[0]), float(lo[1]), float(lo[2] + a * FINE_MM))
+        grid = Grid((int(n[0]), int(n[1]), b - a), (FINE_MM,) * 3, origin)
+        image = render_noise_free(grid)
+        core = (image >= t_core) & ~_near(image < t_core, RIM_STEPS)
+        bone = ((image >= t_surface) | core)[k0 - a : k1 - a]
+        k, j, i = np.nonzero(bone)
+        x, y, z = lo[:, None] + np.stack([i, j, k + k0]) * FINE_MM
+        nearest = np.argmin([v.outer_sdf(x, y, z) for v in vertebrae], axis=0)
+        counts += np.bincount(nearest, minlength=len(vertebrae))
+    voxel = FINE_MM**3
+    per_level = {v.spec.name: float(c) * voxel for v, c in zip(vertebrae, counts, strict=True)}
+    return float(counts.sum()) * voxel, per_level
+
+
+def test_bone_volumes_are_consistent_and_plausible(truth: dict) -> None:
+    bone = truth["bone"]
+    assert list(bone["levels"]) == list(LEVELS)
+    volumes = [truth["levels"][lv]["bone_volume_mm3"] for lv in LEVELS]
+    assert volumes == [bone["levels"][lv] for lv in LEVELS]
+    # measured as one solid, all vertebrae together equal the sum: they do not overlap
+    assert sum(volumes) == pytest.approx(bone["volume_mm3"], abs=1e-3)
+    assert 0 < bone["estimated_error_mm3"] < 1e-3 * bone["volume_mm3"]
+    for lv, volume in zip(LEVELS, volumes, strict=True):
+        level = truth["levels"][lv]
+        assert 30e3 <= volume <= 60e3, f"{lv}: {volume:.0f} mm3"
+        rx, ry, hz = level["body_radii_mm"]
+        cylinder = math.pi * rx * ry * 2 * hz
+        # the body cylinder minus the canal it reaches into (1.5 mm of its posterior wall)
+        assert 0.98 * cylinder < level["body_volume_mm3"] < cylinder
+        assert 0.5 * volume < level["body_volume_mm3"] < 0.7 * volume
+        crx, cry = level["canal"]["radii_mm"]
+        assert level["canal"]["area_mm2"] == pytest.approx(math.pi * crx * cry, abs=1e-3)
+    assert volumes == sorted(volumes)  # larger caudally
+
+
+def test_canal_volume(truth: dict) -> None:
+    canal = truth["canal"]
+    z0, z1 = canal["z_range"]
+    image = truth["image"]
+    assert z0 == image["origin"][2] - image["spacing"][2] / 2
+    assert z1 == z0 + image["size"][2] * image["spacing"][2]
+    # trapezoidal rule over the centreline radii (every 2 mm), ends extended at constant radii
+    zs = np.array([p[2] for p in truth["canal_centreline"]])
+    area = np.array([math.pi * rx * ry for rx, ry in truth["canal_centreline_radii_mm"]])
+    inner = float(np.sum((area[1:] + area[:-1]) / 2 * np.diff(zs)))
+    volume = inner + area[0] * (zs[0] - z0) + area[-1] * (z1 - zs[-1])
+    assert volume == pytest.approx(canal["volume_mm3"], rel=1e-4)
+    # the supersampled count of the volume integration agrees with the exact integral
+    counted, error = solid_volume([build_canal()])
+    assert counted == pytest.approx(canal["volume_mm3"], rel=1e-4)
+    assert error < 1e-3 * counted
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_volume_integration_of_analytic_solids(truth: dict, level: str) -> None:
+    rx, ry, hz = truth["levels"][level]["body_radii_mm"]
+    cx, cy, cz = truth["levels"][level]["body_centre"]
+    body = EllipticCylinder(Frame.vertical((cx, cy, cz)), (rx, ry), hz)
+    volume, error = solid_volume([body])
+    assert volume == pytest.approx(math.pi * rx * ry * 2 * hz, rel=2e-4)
+    assert error < 1e-3 * volume
+    sphere = Sphere((cx + 0.123, cy - 0.456, cz + 0.789), ry / 2)
+    volume, _ = solid_volume([sphere])
+    assert volume == pytest.approx(4 / 3 * math.pi * (ry / 2) ** 3, rel=2e-4)
+
+
+def test_bone_volume_matches_fine_render(truth: dict) -> None:
+    """Independent check: a 0.4 mm voxel count of the noise-free render (partial-volume ramps,
+    painting order and all) agrees with the volumes integrated from the shapes."""
+    total, per_level = _fine_render_bone_mm3(truth)
+    assert total == pytest.approx(truth["bone"]["volume_mm3"], rel=0.02)
+    for lv in LEVELS:
+        assert per_level[lv] == pytest.approx(truth["levels"][lv]["bone_volume_mm3"], rel=0.02)
 
 
 # --- committed DICOM series ---------------------------------------------------------------
