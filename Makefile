@@ -30,6 +30,7 @@ test: sysdeps $(STAMP) lint
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_load.py ../shared/data/ct-abdomen-spine
+	$(PY) benchmarks/bench_mesh.py ../shared/data/ct-abdomen-spine
 
 phantom: $(STAMP)
 	$(PY) -m surgtwin.phantom -o sample_dicom

@@ -97,3 +97,46 @@ def test_skin_surface_encloses_the_bone(tmp_path):
     assert skin.volume_mm3() > 5 * bone.volume_mm3()
     sb, bb = np.array(skin.bounds()), np.array(bone.bounds())
     assert np.all(sb[::2] <= bb[::2]) and np.all(sb[1::2] >= bb[1::2])
+
+
+def test_phantom_bone_mesh_volume_and_canal_radius_match_ground_truth():
+    import json
+
+    from surgtwin.segmentation import operations as ops
+    from testdata import REPO
+
+    vol = load(REPO / "sample_dicom")
+    truth = json.loads((REPO / "sample_dicom" / "ground_truth.json").read_text())
+    lm = LabelMap.for_volume(vol)
+    apply_preset(lm, vol, "bone")
+    (bone,) = labelmap_to_meshes(lm)
+    assert bone.volume_mm3() == pytest.approx(truth["bone"]["volume_mm3"], rel=0.03)
+    half_voxel = vol.spacing[0] / 2
+    for level in ("L3", "L4", "L5"):
+        canal = truth["levels"][level]["canal"]
+        grown = ops.fill_holes(ops.region_grow(vol, [canal["centre"]], -50, 45))
+        mesh = mask_to_mesh(grown, vol.geometry, name="canal")
+        section = mesh.to_pyvista().slice(normal="z", origin=canal["centre"]).strip()
+        area, centre = _largest_loop(section)
+        radius = math.sqrt(area / math.pi)  # equivalent radius of the cross-section
+        rx, ry = canal["radii_mm"]
+        assert radius == pytest.approx(math.sqrt(rx * ry), abs=half_voxel), level
+        assert centre == pytest.approx(canal["centre"][:2], abs=half_voxel), level
+
+
+def _largest_loop(polylines) -> tuple[float, np.ndarray]:
+    """Area (shoelace) and centroid of the largest closed loop of a planar section."""
+    lines, pts = polylines.lines, polylines.points
+    best = (0.0, np.zeros(2))
+    pos = 0
+    while pos < len(lines):
+        n = lines[pos]
+        p = pts[lines[pos + 1 : pos + 1 + n]][:, :2]
+        pos += n + 1
+        q = np.roll(p, -1, axis=0)
+        cross = p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1]
+        signed = 0.5 * cross.sum()
+        if abs(signed) > best[0]:
+            centroid = ((p + q) * cross[:, None]).sum(axis=0) / (6 * signed)
+            best = (abs(signed), centroid)
+    return best

@@ -133,7 +133,7 @@ def test_bone_preset_on_contrast_ct_keeps_bone_not_heart():
     # the vertebral body at k=60 (cancellous interior filled) and the spinous process are in
     assert bone[60, 270:290, 250:280].mean() > 0.95
     assert bone[60, 330:336, 264:270].any()
-    assert 1.4e6 < lm.volume_mm3("Bone") < 2.0e6
+    assert 1.0e6 < lm.volume_mm3("Bone") < 1.5e6
 
 
 def test_presets_refuse_non_hu_ct():
@@ -143,3 +143,23 @@ def test_presets_refuse_non_hu_ct():
         apply_preset(lm, vol, "bone")
     with pytest.raises(SegmentationError, match="unknown preset"):
         apply_preset(lm, vol, "liver")
+
+
+@pytest.mark.parametrize("order", [("bone", "skin"), ("skin", "bone")])
+def test_body_presets_never_take_voxels_from_bone(phantom, order):
+    vol, _ = phantom
+    lm = LabelMap.for_volume(vol)
+    for key in order:
+        apply_preset(lm, vol, key)
+    bone_alone = LabelMap.for_volume(vol)
+    apply_preset(bone_alone, vol, "bone")
+    assert lm.voxel_count("Bone") == bone_alone.voxel_count("Bone") > 0
+    assert lm.voxel_count("Skin") > 5 * lm.voxel_count("Bone")
+
+
+def test_bone_preset_volume_matches_phantom_ground_truth(phantom):
+    """The surface sits at the half-maximum of the cortical edge, not at the low threshold."""
+    vol, truth = phantom
+    lm = LabelMap.for_volume(vol)
+    apply_preset(lm, vol, "bone")
+    assert lm.volume_mm3("Bone") == pytest.approx(truth["bone"]["volume_mm3"], rel=0.03)

@@ -673,7 +673,7 @@ def test_empty_label_map_is_refused_everywhere(phantom: Volume, tmp_path: Path) 
 def test_failed_writes_leave_no_file_and_keep_the_old_one(
     phantom_labels: LabelMap, phantom: Volume, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from surgtwin.segmentation import seg_io
+    from surgtwin import fileio
 
     old = tmp_path / "keep.seg.nrrd"
     old.write_bytes(b"previous version")
@@ -681,7 +681,7 @@ def test_failed_writes_leave_no_file_and_keep_the_old_one(
     def disk_full(_path: Path) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(seg_io, "_fsync", disk_full)
+    monkeypatch.setattr(fileio, "_fsync", disk_full)
     with pytest.raises(SegIOError, match="No space left"):
         write_seg_nrrd(phantom_labels, old)
     with pytest.raises(SegIOError, match="No space left"):

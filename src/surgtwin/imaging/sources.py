@@ -225,9 +225,11 @@ def collect(path: str | os.PathLike[str]) -> tuple[list[FileRef], list[Skipped]]
     DicomError
         When ``path`` does not exist or cannot be read at all.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise DicomError("no such file or folder", path)
+    shown = os.fspath(path)
+    if not os.path.exists(shown):
+        raise DicomError("no such file or folder", shown)
+    # absolute paths, so volumes and plans can reopen their files from any working folder
+    path = os.path.abspath(shown)
     if os.path.isfile(path):
         if is_dicomdir(path):
             return dicomdir_files(path)
@@ -235,7 +237,7 @@ def collect(path: str | os.PathLike[str]) -> tuple[list[FileRef], list[Skipped]]
             return zip_members(path)
         return [_file_ref(path)], []
     if not os.path.isdir(path):
-        raise DicomError("not a file or folder that can be read", path)
+        raise DicomError("not a file or folder that can be read", shown)
     refs: list[FileRef] = []
     skipped: list[Skipped] = []
     for fp in _walk(path):

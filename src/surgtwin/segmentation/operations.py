@@ -87,18 +87,39 @@ def _seed_indices(
     return [tuple(int(v) for v in p) for p in ijk]
 
 
+def _in_range_seed(arr: np.ndarray, seed: tuple[int, int, int], lower: float, upper: float):
+    """The seed voxel, or (on noisy images) the nearest voxel within one voxel that is in range."""
+    i, j, k = seed
+    if lower <= arr[k, j, i] <= upper:
+        return seed
+    best = None
+    for dk in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            for di in (-1, 0, 1):
+                kk, jj, ii = k + dk, j + dj, i + di
+                inside = (
+                    0 <= kk < arr.shape[0] and 0 <= jj < arr.shape[1] and 0 <= ii < arr.shape[2]
+                )
+                if inside and lower <= arr[kk, jj, ii] <= upper:
+                    d = dk * dk + dj * dj + di * di
+                    if best is None or d < best[0]:
+                        best = (d, (ii, jj, kk))
+    if best is None:
+        raise SegmentationError(
+            f"the seed at voxel ({i}, {j}, {k}) has value {arr[k, j, i]}, outside "
+            f"{lower:g}..{upper:g}, and so has every voxel around it"
+        )
+    return best[1]
+
+
 def region_grow(
     volume: Volume, seeds_lps: Sequence[Sequence[float]], lower: float, upper: float
 ) -> np.ndarray:
     """Voxels within ``lower..upper`` connected (6-neighbourhood) to any seed (LPS mm)."""
-    seeds = _seed_indices(volume.geometry, seeds_lps)
     arr = volume.array
-    for i, j, k in seeds:
-        if not lower <= arr[k, j, i] <= upper:
-            raise SegmentationError(
-                f"the seed at voxel ({i}, {j}, {k}) has value {arr[k, j, i]}, outside "
-                f"{lower:g}..{upper:g}"
-            )
+    seeds = [
+        _in_range_seed(arr, s, lower, upper) for s in _seed_indices(volume.geometry, seeds_lps)
+    ]
     inside = threshold(volume, lower, upper)
     img = _sitk(inside, volume.spacing)
     grown = sitk.ConnectedThreshold(img, seedList=seeds, lower=1, upper=1)
