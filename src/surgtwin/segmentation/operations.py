@@ -19,16 +19,29 @@ from surgtwin.segmentation.labelmap import SegmentationError
 Box = tuple[slice, slice, slice]
 
 
-def bbox(mask: np.ndarray, margin: Sequence[int] = (0, 0, 0)) -> Box | None:
-    """Bounding box (k, j, i slices) of the True voxels, grown by ``margin`` voxels per axis."""
+def bbox(
+    mask: np.ndarray, margin: Sequence[int] = (0, 0, 0), within: Box | None = None
+) -> Box | None:
+    """Bounding box (k, j, i slices) of the True voxels, grown by ``margin`` voxels per axis.
+
+    ``within``: a box known to contain every True voxel (the search is restricted to it).
+    """
+    shape = mask.shape
+    offset = [0, 0, 0]
+    if within is not None:
+        offset = [s.start for s in within]
+        mask = mask[within]
+    # slices first, then rows and columns within the occupied slices only (one full pass)
+    ks = np.flatnonzero(mask.any(axis=(1, 2)))
+    if ks.size == 0:
+        return None
+    rows = mask[ks[0] : ks[-1] + 1].any(axis=0)
+    js = np.flatnonzero(rows.any(axis=1))
+    cols = np.flatnonzero(rows.any(axis=0))
     out = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        idx = np.flatnonzero(mask.any(axis=other))
-        if idx.size == 0:
-            return None
-        lo = max(0, int(idx[0]) - margin[axis])
-        hi = min(mask.shape[axis], int(idx[-1]) + 1 + margin[axis])
+    for axis, idx in enumerate((ks, js, cols)):
+        lo = max(0, offset[axis] + int(idx[0]) - margin[axis])
+        hi = min(shape[axis], offset[axis] + int(idx[-1]) + 1 + margin[axis])
         out.append(slice(lo, hi))
     return tuple(out)
 
@@ -243,10 +256,11 @@ def split_islands(mask: np.ndarray, max_islands: int = 50) -> list[np.ndarray]:
 # ---------------------------------------------------------------------------- morphology
 
 
-def fill_holes(mask: np.ndarray, inplace: bool = False) -> np.ndarray:
+def fill_holes(mask: np.ndarray, inplace: bool = False, within: Box | None = None) -> np.ndarray:
     """Fill cavities not connected to the outside (3D): background islands (6-connected) that
-    do not reach the border of the structure's bounding box."""
-    box = bbox(mask)
+    do not reach the border of the structure's bounding box (``within``: a box known to hold
+    the whole structure, to skip searching the volume)."""
+    box = bbox(mask, within=within)
     if box is None:
         return mask if inplace else mask.copy()
     sub = np.pad(mask[box], 1)

@@ -88,11 +88,13 @@ def bone(volume: Volume) -> np.ndarray:
     out = np.zeros(arr.shape, dtype=bool)
     out[box] = selected
     del selected
-    ops.fill_holes(out, inplace=True)
-    return _peel_to_half_maximum(out, arr)
+    ops.fill_holes(out, inplace=True, within=box)
+    return _peel_to_half_maximum(out, arr, within=box)
 
 
-def _peel_to_half_maximum(mask: np.ndarray, arr: np.ndarray, passes: int = 1) -> np.ndarray:
+def _peel_to_half_maximum(
+    mask: np.ndarray, arr: np.ndarray, passes: int = 1, within: ops.Box | None = None
+) -> np.ndarray:
     """Move the outer surface of bone to the half-maximum of its edge.
 
     A fixed low threshold (226 HU, needed to keep cancellous bone) puts the surface where the
@@ -103,7 +105,7 @@ def _peel_to_half_maximum(mask: np.ndarray, arr: np.ndarray, passes: int = 1) ->
     ``(local cortical peak + soft tissue) / 2``, the peak taken over its 3x3x3 neighbourhood
     inside the bone. Cancellous bone inside the cortex is never touched.
     """
-    box = ops.bbox(mask)
+    box = ops.bbox(mask, within=within)
     if box is None:
         return mask
     # padded by one voxel of "outside" so neighbours never need bounds checks
