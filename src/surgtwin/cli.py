@@ -375,7 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except Exception as exc:  # the CLI must never end in a traceback
+    except SystemExit:
+        raise
+    except BaseException as exc:  # the CLI must never end in a traceback (incl. Rust panics)
         sys.stderr.write(
             f"surgtwin: internal error ({type(exc).__name__}: {exc}); please report this\n"
         )

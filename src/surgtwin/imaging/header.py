@@ -326,7 +326,9 @@ def _dcmread(ref: FileRef, fast: bool = True) -> Dataset:
         raise DicomError(f"not a readable DICOM file ({exc})", ref.name) from exc
     except OSError as exc:
         raise DicomError(f"the file cannot be read ({exc})", ref.name) from exc
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # includes pyo3 PanicException from Rust decoders
         raise DicomError(
             f"the DICOM header is damaged and cannot be read ({type(exc).__name__}: {exc})",
             ref.name,
@@ -505,7 +507,9 @@ def read_header(ref: FileRef) -> ImageHeader | NonImage:
         raise DicomError(
             "the header is nested too deeply to be a valid DICOM file", ref.name
         ) from exc
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # includes pyo3 PanicException from Rust decoders
         raise DicomError(
             f"the DICOM header is damaged ({type(exc).__name__}: {exc})", ref.name
         ) from exc
@@ -672,6 +676,8 @@ def read_dicomdir_references(path: str) -> list[list[str]]:
             out.append(parts)
     except RecursionError as exc:
         raise DicomError("the DICOMDIR is nested too deeply", path) from exc
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # includes pyo3 PanicException from Rust decoders
         raise DicomError(f"the DICOMDIR is damaged ({exc})", path) from exc
     return out

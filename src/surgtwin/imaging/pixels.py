@@ -14,7 +14,7 @@ import pydicom
 
 from surgtwin.errors import DicomError
 from surgtwin.imaging import findings as fc
-from surgtwin.imaging.header import ImageHeader, syntax_name
+from surgtwin.imaging.header import ImageHeader, decoder_available, syntax_name
 
 _RAW_DTYPES = {
     (8, 0): np.uint8,
@@ -89,18 +89,24 @@ def decode_file(h: ImageHeader) -> np.ndarray:
         raise DicomError("the image is too large to decode", h.ref.name, code=fc.TRUNCATED) from exc
     except RecursionError as exc:
         raise DicomError("the file is nested too deeply", h.ref.name, code=fc.TRUNCATED) from exc
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # includes pyo3 PanicException from Rust decoders
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if h.transfer_syntax not in (
-            "1.2.840.10008.1.2",
-            "1.2.840.10008.1.2.1",
-            "1.2.840.10008.1.2.2",
-            "1.2.840.10008.1.2.1.99",
-        ):
-            problem = f"cannot decode transfer syntax {syntax_name(h.transfer_syntax)}: {msg}"
-        else:
+        code = fc.UNDECODABLE
+        if "no 'Pixel Data'" in msg or "no 'Float Pixel Data'" in msg:
+            problem = "the file ends inside its pixel data: it is truncated"
+            code = fc.TRUNCATED
+        elif h.is_native:
             problem = f"the pixel data cannot be read: {msg}"
-        raise DicomError(problem, h.ref.name, code=fc.UNDECODABLE) from exc
+        elif decoder_available(h.transfer_syntax):
+            problem = (
+                f"the compressed image ({syntax_name(h.transfer_syntax)}) is damaged and cannot "
+                f"be decoded ({msg})"
+            )
+        else:
+            problem = f"cannot decode transfer syntax {syntax_name(h.transfer_syntax)}: {msg}"
+        raise DicomError(problem, h.ref.name, code=code) from exc
     arr = np.asarray(arr)
     if arr.ndim == 2:
         arr = arr[None]
