@@ -11,20 +11,14 @@ reader (peak RSS growth over the interpreter with its libraries loaded). The las
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import time
 
+import peak_memory
+
 MEMORY_PROBE = r"""
-import json, sys
 import numpy as np, SimpleITK as sitk
 from surgtwin.imaging import load, scan
-def hwm():  # peak resident memory of this process image, KiB (fresh at exec, unlike ru_maxrss)
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
 which, folder = sys.argv[1], sys.argv[2]
 base = hwm()
 if which == "project":
@@ -35,8 +29,7 @@ else:
     r.SetFileNames(r.GetGDCMSeriesFileNames(folder))
     img = r.Execute()
     nbytes = sitk.GetArrayViewFromImage(img).nbytes
-peak = hwm()
-print(json.dumps({"peak_bytes": (peak - base) * 1024, "volume_bytes": nbytes}))
+print(json.dumps({"peak_bytes": hwm() - base, "volume_bytes": nbytes}))
 """
 
 
@@ -59,13 +52,7 @@ def peer_once(folder: str):
 
 
 def memory(which: str, folder: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", MEMORY_PROBE, which, folder],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return peak_memory.measure(MEMORY_PROBE, which, folder)
 
 
 def main() -> None:

@@ -15,24 +15,18 @@ each. The last line is ``ratio <project/peer>`` of the median times against the 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+import peak_memory
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ct-abdomen-spine"
 
 MEMORY_PROBE = r"""
-import json, sys
 sys.path.insert(0, sys.argv[3])
 import bench_mesh
 from surgtwin.imaging import load
-def hwm():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
 vol = load(sys.argv[2], cache=None)
 img = vol.to_sitk() if sys.argv[1] == "peer" else None
 # import the VTK modules both use before the baseline (their code is not the workload's memory)
@@ -80,13 +74,7 @@ def peer(img, vol):
 
 
 def memory(which: str, folder: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", MEMORY_PROBE, which, folder, str(Path(__file__).parent)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return peak_memory.measure(MEMORY_PROBE, which, folder, str(Path(__file__).parent))
 
 
 def main() -> None:

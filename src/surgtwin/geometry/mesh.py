@@ -7,6 +7,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def merge_vertices(
+    points: np.ndarray, faces: np.ndarray, decimals: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge vertices at the same position (exactly, or to ``decimals`` decimals of a mm),
+    keeping the first occurrence and the order of first occurrences."""
+    key = (points if decimals is None else np.round(points, decimals)) + 0.0  # -0.0 -> 0.0
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return points[first[order]] + 0.0, rank[inverse][faces]
+
+
 @dataclass(frozen=True)
 class MeshStats:
     """What a radiologist checks before exporting a mesh."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from surgtwin.geometry.mesh import Mesh
+from surgtwin.geometry.mesh import Mesh, merge_vertices
 from surgtwin.geometry.mesh_common import (
     IMPORT_FORMATS,
     SPACES,
@@ -51,17 +51,6 @@ def _declared_space(marks: list[bytes], stated: str, path: Path) -> str | None:
             )
         found = value
     return found
-
-
-def _merge_exact(points: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge vertices with identical coordinates, keeping first-occurrence order."""
-    pts = points + 0.0  # -0.0 -> 0.0
-    _, first, inverse = np.unique(pts, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return pts[first[order]], rank[inverse][faces]
 
 
 def _numbers(rows: Sequence, what: str, path: Path) -> np.ndarray:
@@ -309,7 +298,7 @@ def import_mesh(
     if faces.min() < 0 or faces.max() >= len(points):
         raise MeshIOError("the file has triangles that refer to missing vertices", p)
     if fmt == "stl":
-        points, faces = _merge_exact(points, faces)
+        points, faces = merge_vertices(points, faces)
     lps = to_space(points, stated)
     rgb = color if color is not None else file_color
     rgb = (0.9, 0.9, 0.9) if rgb is None else tuple(float(c) for c in np.clip(rgb, 0.0, 1.0)[:3])

@@ -46,7 +46,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from surgtwin.geometry.mesh import Mesh, edge_counts
+from surgtwin.geometry.mesh import Mesh, edge_counts, merge_vertices
 
 DEFAULT_MIN_WALL_MM = 1.0
 _WALL_PERCENTILE = 1.0
@@ -496,17 +496,6 @@ def _badness(faces: np.ndarray) -> int:
     return sum(edge_counts(faces)) if len(faces) else 0
 
 
-def _merge_vertices(points: np.ndarray, faces: np.ndarray, decimals: int = 6):
-    """Merge vertices that coincide to ``decimals`` decimals of a mm (first one kept)."""
-    key = np.round(points, decimals) + 0.0
-    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return points[first[order]], rank[inverse][faces]
-
-
 def _compact(points: np.ndarray, faces: np.ndarray):
     """Drop vertices no triangle uses."""
     used = np.zeros(len(points), dtype=bool)
@@ -608,7 +597,7 @@ def repair(
         return Mesh(points, faces, mesh.name, mesh.color, mesh.role, dict(mesh.metadata)), []
 
     # 1. duplicate vertices
-    p2, f2 = _merge_vertices(points, faces)
+    p2, f2 = merge_vertices(points, faces, decimals=6)
     merged = len(np.unique(faces)) - len(np.unique(f2))
     if merged:
         if _badness(f2) <= _badness(faces):

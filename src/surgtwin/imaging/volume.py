@@ -135,8 +135,7 @@ class Volume:
     @property
     def size(self) -> tuple[int, int, int]:
         """(columns, rows, slices) = voxels along i, j, k."""
-        k, j, i = self.array.shape
-        return (i, j, k)
+        return self.geometry.size
 
     @property
     def nbytes(self) -> int:
