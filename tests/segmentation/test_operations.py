@@ -163,3 +163,16 @@ def test_bone_preset_volume_matches_phantom_ground_truth(phantom):
     lm = LabelMap.for_volume(vol)
     apply_preset(lm, vol, "bone")
     assert lm.volume_mm3("Bone") == pytest.approx(truth["bone"]["volume_mm3"], rel=0.03)
+
+
+def test_mr_presets_find_the_foreground():
+    vol = load(require_data("mr-snippets", "siemens_multiframe", "anatomical", "001"))
+    lm = LabelMap.for_volume(vol)
+    apply_preset(lm, vol, "mr-foreground")
+    fraction = lm.voxel_count("Foreground") / lm.array.size
+    assert 0.05 < fraction < 0.95
+    # the foreground is brighter than what was left out
+    fg = lm.mask("Foreground")
+    assert vol.array[fg].mean() > 2 * vol.array[~fg].mean()
+    with pytest.raises(SegmentationError, match="for CT"):
+        apply_preset(lm, vol, "bone")
