@@ -9,7 +9,6 @@ implementation UID/version are our own, so the bytes depend only on the inputs.
 from __future__ import annotations
 
 import copy
-import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+
+from surgtwin.fileio import write_files
 
 #: Offset between stored pixel values and HU (rescale intercept = -OFFSET).
 HU_OFFSET = 1024
@@ -86,7 +87,7 @@ def _ds(value: float) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary sibling and ``os.replace``.
+    """Write ``data`` to ``path`` atomically (temporary sibling, fsync, rename).
 
     Parameters
     ----------
@@ -95,10 +96,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     data : bytes
         Complete file contents.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    write_files([(path, lambda f: f.write(data))])
 
 
 def _common_dataset(info: SeriesInfo, rows: int, cols: int, spacing: Sequence[float]) -> Dataset:
