@@ -1,0 +1,317 @@
+"""Signed distance fields of structures, sampled by trilinear interpolation (the live path).
+
+A :class:`StructureField` is a signed distance map (mm, negative inside) of one structure on a
+small grid: the structure's bounding box plus a margin. It is computed once per structure from
+its voxel mask with SimpleITK's ``SignedMaurerDistanceMap`` (Maurer, Qi and Raghavan, "A linear
+time algorithm for computing exact Euclidean distance transforms of binary images in arbitrary
+dimensions", IEEE TPAMI 25(2), 2003), shifted by half a voxel so that zero lies on the voxel
+surface (as in :mod:`surgtwin.segmentation.operations`). Optionally, the narrow band around the
+surface is replaced by the exact signed distance to the structure's displayed mesh, so that the
+live path and the exact mesh path agree to a few hundredths of a millimetre.
+
+Sampling is vectorised numpy trilinear interpolation; a signed distance function is
+1-Lipschitz, so points outside the grid get a conservative lower bound and are flagged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from surgtwin.geometry.mesh import Mesh
+from surgtwin.imaging.volume import ImageGeometry
+
+__all__ = ["StructureField", "mesh_signed_distance"]
+
+
+def _implicit_distance(mesh: Mesh):
+    """A ``vtkImplicitPolyDataDistance`` of the mesh (negative inside, closed meshes)."""
+    from vtkmodules.util import numpy_support
+    from vtkmodules.vtkCommonCore import vtkPoints
+    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+    from vtkmodules.vtkFiltersCore import vtkImplicitPolyDataDistance
+
+    poly = vtkPolyData()
+    pts = vtkPoints()
+    pts.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(mesh.points), deep=True))
+    poly.SetPoints(pts)
+    cells = vtkCellArray()
+    offsets = np.arange(0, 3 * len(mesh.faces) + 1, 3, dtype=np.int64)
+    cells.SetData(
+        numpy_support.numpy_to_vtkIdTypeArray(offsets, deep=True),
+        numpy_support.numpy_to_vtkIdTypeArray(mesh.faces.reshape(-1).astype(np.int64), deep=True),
+    )
+    poly.SetPolys(cells)
+    implicit = vtkImplicitPolyDataDistance()
+    implicit.SetInput(poly)
+    return implicit
+
+
+def mesh_signed_distance(mesh: Mesh, points: np.ndarray, implicit=None) -> np.ndarray:
+    """Exact signed distance (mm, negative inside) from points to a closed mesh.
+
+    Parameters
+    ----------
+    mesh : Mesh
+        A closed, outward-oriented triangle mesh in LPS mm.
+    points : numpy.ndarray, shape (n, 3)
+        Query points, LPS mm (the mesh's frame).
+    implicit : vtkImplicitPolyDataDistance, optional
+        A prebuilt distance object for ``mesh`` (its cell locator is the costly part).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+        Signed distance in mm (VTK's ``vtkImplicitPolyDataDistance``: the sign from the normal
+        of the closest cell).
+    """
+    from vtkmodules.util import numpy_support
+
+    implicit = implicit if implicit is not None else _implicit_distance(mesh)
+    pts = np.ascontiguousarray(np.asarray(points, dtype=np.float64).reshape(-1, 3))
+    if len(pts) == 0:
+        return np.zeros(0)
+    arr_in = numpy_support.numpy_to_vtk(pts, deep=True)
+    arr_out = numpy_support.numpy_to_vtk(np.zeros(len(pts)), deep=True)
+    implicit.FunctionValue(arr_in, arr_out)
+    return numpy_support.vtk_to_numpy(arr_out).astype(np.float64)
+
+
+def _maurer(mask: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """ITK signed Maurer distance (mm) of a uint8 mask (k, j, i); positive outside."""
+    img = sitk.GetImageFromArray(np.ascontiguousarray(mask, dtype=np.uint8))
+    img.SetSpacing(tuple(float(s) for s in spacing))
+    dist = sitk.SignedMaurerDistanceMap(
+        img, insideIsPositive=False, squaredDistance=False, useImageSpacing=True
+    )
+    return sitk.GetArrayFromImage(dist)
+
+
+@dataclass(eq=False)
+class StructureField:
+    """A signed distance map (mm, negative inside) of one structure on its own small grid.
+
+    Attributes
+    ----------
+    values : numpy.ndarray of float32, shape (k, j, i)
+        Signed distance to the structure's surface in mm at the grid's voxel centres.
+    origin : numpy.ndarray, shape (3,)
+        LPS mm of the centre of grid voxel (0, 0, 0).
+    spacing : numpy.ndarray, shape (3,)
+        Voxel size along i, j, k in mm.
+    direction : numpy.ndarray, shape (3, 3)
+        Columns: LPS unit vectors of the i, j, k axes.
+    margin_mm : float
+        Smallest distance (mm) from the structure's surface to the grid's border: points beyond
+        the grid are at least this far plus their distance to the grid.
+    name : str
+        The structure's name.
+    """
+
+    values: np.ndarray
+    origin: np.ndarray
+    spacing: np.ndarray
+    direction: np.ndarray
+    margin_mm: float
+    name: str = "structure"
+
+    def __post_init__(self) -> None:
+        self.values = np.ascontiguousarray(self.values, dtype=np.float32)
+        self.origin = np.asarray(self.origin, dtype=np.float64).reshape(3)
+        self.spacing = np.asarray(self.spacing, dtype=np.float64).reshape(3)
+        self.direction = np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
+        scaled = self.direction * self.spacing[None, :]
+        self._to_index = np.linalg.inv(scaled)  # LPS offset -> (i, j, k)
+        self._to_lps = scaled
+        k, j, i = self.values.shape
+        self._size = np.array([i, j, k], dtype=np.float64)
+        self._flat = self.values.reshape(-1)
+        self._strides = (1, i, i * j)
+        s1, s2 = i, i * j
+        self._corners = np.array([0, 1, s1, s1 + 1, s2, s2 + 1, s1 + s2, s1 + s2 + 1])
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_mask(
+        cls,
+        mask: np.ndarray,
+        geometry: ImageGeometry,
+        margin_mm: float = 10.0,
+        *,
+        surface: Mesh | None = None,
+        band_mm: float | None = None,
+        name: str = "structure",
+    ) -> StructureField:
+        """The signed distance map of a voxel mask, cropped to its bounding box plus a margin.
+
+        Parameters
+        ----------
+        mask : numpy.ndarray of bool, shape (k, j, i)
+            The structure on the grid ``geometry``.
+        geometry : ImageGeometry
+            Spacing (mm), origin (LPS mm) and direction of the mask's grid.
+        margin_mm : float
+            Margin (mm) kept around the bounding box; beyond it only a lower bound is known.
+            The grid extends beyond the image where needed (the structure is absent there).
+        surface : Mesh, optional
+            The structure's displayed surface (e.g. from ``mask_to_mesh``). When given, grid
+            points within ``band_mm`` of the surface take the exact signed distance to it, so
+            that the live path agrees with the exact mesh path (:mod:`surgtwin.geometry.exact`).
+        band_mm : float, optional
+            Half width (mm) of that narrow band; default twice the largest spacing.
+        name : str
+            The structure's name.
+
+        Raises
+        ------
+        ValueError
+            If the mask is empty.
+        """
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != tuple(geometry.shape):
+            raise ValueError(f"mask shape {mask.shape} is not the grid's {geometry.shape}")
+        present = [np.flatnonzero(mask.any(axis=axes)) for axes in ((1, 2), (0, 2), (0, 1))]
+        if any(len(p) == 0 for p in present):
+            raise ValueError("the mask is empty: no distance field")
+        spacing_kji = np.asarray(geometry.spacing, dtype=float)[::-1]
+        pad = np.array([math.ceil(margin_mm / s) + 1 for s in spacing_kji])
+        lo = np.array([p[0] for p in present]) - pad
+        hi = np.array([p[-1] for p in present]) + pad + 1
+        crop = np.zeros(tuple(hi - lo), dtype=np.uint8)
+        src_lo = np.maximum(lo, 0)
+        src_hi = np.minimum(hi, mask.shape)
+        dst = tuple(slice(a - o, b - o) for a, b, o in zip(src_lo, src_hi, lo, strict=True))
+        crop[dst] = mask[tuple(slice(a, b) for a, b in zip(src_lo, src_hi, strict=True))]
+        # Outside: distance to the nearest structure voxel centre (ITK measures to the
+        # object's contour voxels, which are those). Inside: ITK's negative values measure to
+        # the inner contour, not to the background, so the inside comes from the map of the
+        # complement (distance to the nearest background voxel centre).
+        outside = _maurer(crop, geometry.spacing)
+        inside = _maurer(1 - crop, geometry.spacing)
+        half = np.float32(0.5 * min(geometry.spacing))
+        # zero on the voxel surface, half a voxel from the boundary voxels' centres
+        values = np.where(crop.astype(bool), half - inside, outside - half).astype(np.float32)
+        del outside, inside
+        origin = geometry.index_to_lps(lo[::-1].astype(float)[None, :])[0]
+        margin = float(np.min((pad - 0.5) * spacing_kji))
+        field = cls(values, origin, geometry.spacing, geometry.direction, margin, name)
+        if surface is not None:
+            field.refine_with_surface(surface, band_mm)
+        return field
+
+    def refine_with_surface(self, surface: Mesh, band_mm: float | None = None) -> int:
+        """Replace the narrow band by the exact signed distance to ``surface``.
+
+        Parameters
+        ----------
+        surface : Mesh
+            The structure's closed surface, LPS mm.
+        band_mm : float, optional
+            Grid points with ``|d| < band_mm`` are recomputed (default 2 x largest spacing).
+
+        Returns
+        -------
+        int
+            Number of grid points recomputed.
+        """
+        band = 2.0 * float(self.spacing.max()) if band_mm is None else float(band_mm)
+        flat_idx = np.flatnonzero(np.abs(self._flat) < band)
+        if len(flat_idx) == 0:
+            return 0
+        k, rem = np.divmod(flat_idx, self._strides[2])
+        j, i = np.divmod(rem, self._strides[1])
+        pts = np.stack([i, j, k], axis=1).astype(float) @ self._to_lps.T + self.origin
+        self._flat[flat_idx] = mesh_signed_distance(surface, pts).astype(np.float32)
+        return len(flat_idx)
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes)
+
+    def sample(self, points_lps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Signed distance (mm) at LPS points, trilinearly interpolated.
+
+        Parameters
+        ----------
+        points_lps : numpy.ndarray, shape (n, 3)
+            Points in LPS mm.
+
+        Returns
+        -------
+        distance : numpy.ndarray of float64, shape (n,)
+            Signed distance in mm, negative inside. For points beyond the grid: a lower bound,
+            the larger of ``margin_mm + distance to the grid`` and the value at the nearest grid
+            point minus the distance to it (the field is 1-Lipschitz).
+        outside : numpy.ndarray of bool, shape (n,)
+            True where the point is beyond the grid (the distance is a lower bound).
+        """
+        p = np.asarray(points_lps, dtype=np.float64).reshape(-1, 3)
+        idx = (p - self.origin) @ self._to_index.T
+        top = self._size - 1.0
+        clamped = np.clip(idx, 0.0, top)
+        base = np.minimum(clamped.astype(np.int64), (top - 1).astype(np.int64))
+        f = (clamped - base).astype(np.float32)
+        s1, s2 = self._strides[1], self._strides[2]
+        flat = base[:, 0] + base[:, 1] * s1 + base[:, 2] * s2
+        # the 8 corners in one gather, then three rounds of linear interpolation
+        corners = self._flat[flat[:, None] + self._corners]
+        fx, fy = f[:, 0:1], f[:, 1:2]
+        c = corners[:, 0::2] + fx * (corners[:, 1::2] - corners[:, 0::2])  # along i
+        c = c[:, 0::2] + fy * (c[:, 1::2] - c[:, 0::2])  # along j
+        d = (c[:, 0] + f[:, 2] * (c[:, 1] - c[:, 0])).astype(np.float64)  # along k
+        outside = np.any(idx != clamped, axis=1)
+        if outside.any():
+            gap = np.linalg.norm((idx[outside] - clamped[outside]) * self.spacing, axis=1)
+            d[outside] = np.maximum(self.margin_mm + gap, d[outside] - gap)
+        return d, outside
+
+    def gradient(self, points_lps: np.ndarray, step_mm: float | None = None) -> np.ndarray:
+        """Gradient of the signed distance at LPS points (central differences, unitless).
+
+        Parameters
+        ----------
+        points_lps : numpy.ndarray, shape (n, 3)
+            Points in LPS mm.
+        step_mm : float, optional
+            Difference step in mm (default half the smallest spacing).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, 3)
+            d(distance)/d(LPS), about unit length away from the medial axis.
+        """
+        p = np.asarray(points_lps, dtype=np.float64).reshape(-1, 3)
+        h = 0.5 * float(self.spacing.min()) if step_mm is None else float(step_mm)
+        offsets = np.concatenate([np.eye(3) * h, -np.eye(3) * h])
+        q = (p[:, None, :] + offsets[None, :, :]).reshape(-1, 3)
+        d = self.sample(q)[0].reshape(-1, 6)
+        return (d[:, :3] - d[:, 3:]) / (2.0 * h)
+
+    def closest_points(self, points_lps: np.ndarray, iterations: int = 2) -> np.ndarray:
+        """Closest points (LPS mm) on the structure's surface: ``p - d * grad / |grad|``,
+        repeated ``iterations`` times (a Newton projection onto the zero set).
+
+        Parameters
+        ----------
+        points_lps : numpy.ndarray, shape (n, 3)
+            Points in LPS mm.
+        iterations : int
+            Projection steps (the first is exact for an exact distance field).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, 3)
+            Estimated closest surface points, LPS mm (exact to a fraction of a voxel).
+        """
+        q = np.asarray(points_lps, dtype=np.float64).reshape(-1, 3).copy()
+        for _ in range(max(1, iterations)):
+            d = self.sample(q)[0]
+            g = self.gradient(q)
+            norm = np.linalg.norm(g, axis=1, keepdims=True)
+            unit = np.divide(g, norm, out=np.zeros_like(g), where=norm > 1e-9)
+            q -= d[:, None] * unit
+        return q
