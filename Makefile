@@ -31,6 +31,8 @@ test: sysdeps $(STAMP) lint
 bench: $(STAMP)
 	$(PY) benchmarks/bench_load.py ../shared/data/ct-abdomen-spine
 	$(PY) benchmarks/bench_mesh.py ../shared/data/ct-abdomen-spine
+	$(PY) benchmarks/bench_clearance.py
+	$(PY) benchmarks/bench_cut.py
 
 phantom: $(STAMP)
 	$(PY) -m surgtwin.phantom -o sample_dicom
