@@ -356,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     segmentation_args(p)
     p.add_argument("-o", "--output", required=True, help="output file (.seg.nrrd, .nii.gz, .dcm)")
     p.set_defaults(func=cmd_segment)
+
+    from surgtwin.cli_plan import register as register_plan_commands
+
+    register_plan_commands(sub)
     return parser
 
 

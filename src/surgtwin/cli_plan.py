@@ -1,0 +1,323 @@
+"""``surgtwin plan new|add-implant|cut`` and ``surgtwin check``: scriptable planning.
+
+Argument parsing only; each command calls one core function of :mod:`surgtwin.planning.case`
+or :mod:`surgtwin.planning.checks`. Points are patient LPS millimetres written ``x,y,z``.
+Bad values (numbers, names, files) raise :class:`PlanArgumentError` or another
+:class:`~surgtwin.errors.SurgTwinError`, which :func:`surgtwin.cli.main` prints as one line
+with exit code 1. ``surgtwin check`` exits 1 when any check fails (a collision, a margin not
+kept, a breach out of the bone, a target left behind), 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from surgtwin.errors import SurgTwinError
+
+__all__ = ["PlanArgumentError", "parse_numbers", "register"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+#: Values like ``-20.2,10,2`` are numbers, not options (argparse only knows ``-20.2``).
+_NEGATIVE_VALUE = re.compile(r"^-\.?\d[\d.eE+-]*(,[-+]?\.?\d[\d.eE+-]*)*$")
+
+
+class PlanArgumentError(SurgTwinError):
+    """A command-line value that cannot be used (the message names the option)."""
+
+
+def parse_numbers(text: str, count: int, option: str, what: str = "x,y,z (LPS mm)") -> list[float]:
+    """``count`` finite numbers separated by commas.
+
+    Parameters
+    ----------
+    text : str
+        E.g. ``"20.2,10,2"``.
+    count : int
+        How many numbers are needed.
+    option : str
+        The option named in the error (``"--entry"``).
+    what : str
+        What the numbers are, for the error message.
+
+    Raises
+    ------
+    PlanArgumentError
+    """
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        need = "a number" if count == 1 else f"{count} numbers"
+        raise PlanArgumentError(f"{option}: expected {need} {what}, got {text!r}")
+    return values
+
+
+def _positive(text: str | None, option: str) -> float | None:
+    if text is None:
+        return None
+    value = parse_numbers(text, 1, option, "(mm)")[0]
+    if value <= 0:
+        raise PlanArgumentError(f"{option}: must be a positive number of mm, got {text!r}")
+    return value
+
+
+class _InOrder(argparse.Action):
+    """Collect ``--critical`` and the options that belong to it, in command-line order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = list(getattr(namespace, "structure_items", None) or [])
+        items.append((option_string, values))
+        namespace.structure_items = items
+
+
+def _critical_requests(items: Sequence[tuple[str, str]] | None):
+    """The CriticalRequests of ``--critical NAME [--seed P]... [--hu LO,HI] [--mesh F]``;
+    None when no ``--critical`` was given (then the phantom's canal, if any)."""
+    from surgtwin.planning.case import DEFAULT_CRITICAL_HU, CriticalRequest
+
+    if not items:
+        return None
+    groups: list[dict[str, Any]] = []
+    for option, value in items:
+        if option == "--critical":
+            groups.append({"name": value, "seeds": [], "hu": None, "mesh": None, "role": None})
+            continue
+        if not groups:
+            raise PlanArgumentError(f"{option} must follow a --critical NAME")
+        g = groups[-1]
+        if option == "--seed":
+            g["seeds"].append(tuple(parse_numbers(value, 3, "--seed")))
+        elif option == "--hu":
+            lo, hi = parse_numbers(value, 2, "--hu", "lo,hi (HU)")
+            if lo > hi:
+                raise PlanArgumentError(f"--hu: the range {value!r} is empty (lo > hi)")
+            g["hu"] = (lo, hi)
+        elif g[option[2:]] is not None:
+            raise PlanArgumentError(f"{option} given twice for --critical {g['name']!r}")
+        else:
+            g[option[2:]] = value
+    return [
+        CriticalRequest(
+            g["name"],
+            tuple(g["seeds"]),
+            g["hu"] or DEFAULT_CRITICAL_HU,
+            g["mesh"],
+            g["role"] or "critical",
+        )
+        for g in groups
+    ]
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def cmd_plan_new(args: argparse.Namespace) -> int:
+    from surgtwin.cli import TerminalProgress
+    from surgtwin.planning.case import build_plan
+    from surgtwin.planning.planfile import save_plan
+
+    requests = _critical_requests(getattr(args, "structure_items", None))
+    progress = TerminalProgress("loading")
+    try:
+        plan = build_plan(
+            args.path,
+            series_uid=args.series,
+            presets=args.preset or ["bone"],
+            critical=requests,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    path = save_plan(plan, args.output)
+    for s in plan.structures.values():
+        volume = abs(s.mesh.volume_mm3()) / 1000 if s.mesh is not None else float("nan")
+        sys.stdout.write(f"{s.name} ({s.role}, margin {s.margin_mm:g} mm): {volume:.1f} cm3\n")
+    sys.stdout.write(f"written {path}\n")
+    return EXIT_OK
+
+
+def cmd_plan_add_implant(args: argparse.Namespace) -> int:
+    from surgtwin.planning.case import place_implant
+    from surgtwin.planning.checks import entry_and_tip
+    from surgtwin.planning.planfile import load_plan, save_plan
+
+    entry = parse_numbers(args.entry, 3, "--entry")
+    target = parse_numbers(args.target, 3, "--target")
+    diameter = _positive(args.diameter, "--diameter")
+    length = _positive(args.length, "--length")
+    plan = load_plan(args.plan)
+    record, spec = place_implant(
+        plan,
+        args.type,
+        entry,
+        target,
+        diameter_mm=diameter,
+        length_mm=length,
+        name=args.name,
+    )
+    save_plan(plan, args.plan)
+    head, tip = entry_and_tip(record)
+    sys.stdout.write(
+        f"added {record.name}: {spec.name} ({spec.key})\n"
+        f"  entry {_fmt_point(head)} mm, tip {_fmt_point(tip)} mm (LPS)\n"
+    )
+    return EXIT_OK
+
+
+def cmd_plan_cut(args: argparse.Namespace) -> int:
+    from surgtwin.planning.checks import cut_structure
+    from surgtwin.planning.planfile import load_plan, save_plan
+
+    plane = parse_numbers(args.plane, 6, "--plane", "px,py,pz,nx,ny,nz (LPS mm)")
+    plan = load_plan(args.plan)
+    cut = cut_structure(plan, args.structure, plane[:3], plane[3:], name=args.name)
+    save_plan(plan, args.plan)
+    p = cut.parameters
+    sys.stdout.write(
+        f"{cut.name}: {cut.structure} {p['structure_mm3'] / 1000:.2f} cm3 -> removed "
+        f"{p['removed_mm3'] / 1000:.2f} cm3, remaining {p['remaining_mm3'] / 1000:.2f} cm3\n"
+    )
+    return EXIT_OK
+
+
+def _fmt_point(p) -> str:
+    return "(" + ", ".join(f"{float(v):.2f}" for v in p) + ")"
+
+
+def _print_report(doc: dict[str, Any], out: TextIO) -> None:
+    header = ("structure", "role", "clearance mm", "margin mm", "status", "grade", "method")
+    for imp in doc["implants"]:
+        out.write(
+            f"{imp['name']} ({imp['type']}): entry {_fmt_point(imp['entry_lps'])} -> "
+            f"tip {_fmt_point(imp['tip_lps'])} mm (LPS)\n"
+        )
+        rows = [
+            (
+                c["structure"],
+                c["role"],
+                f"{c['min_clearance_mm']:.2f}",
+                f"{c['margin_mm']:g}",
+                c["status"].upper() if c["status"] == "fail" else c["status"],
+                c["grade"] or "-",
+                c["method"],
+            )
+            for c in imp["checks"]
+        ]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            line = "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
+            out.write("  " + line.rstrip() + "\n")
+        for c in imp["checks"]:
+            if c.get("purchase"):
+                b = c["purchase"]
+                out.write(
+                    f"  purchase in {c['structure']}: {b['axis_in_bone_mm']:.1f} of "
+                    f"{b['axis_length_mm']:.1f} mm of axis, "
+                    f"{100 * b['surface_in_bone_fraction']:.0f}% of the surface\n"
+                )
+    if not doc["implants"]:
+        out.write("no implants\n")
+    for r in doc["resections"]:
+        margin = "-" if r["margin_mm"] is None else f"{r['margin_mm']:.2f} mm"
+        removed = "-" if r["target_removed"] is None else ("yes" if r["target_removed"] else "NO")
+        out.write(
+            f"{r['name']}: {r['structure']} removed {r['removed_mm3'] / 1000:.2f} cm3, "
+            f"remaining {r['remaining_mm3'] / 1000:.2f} cm3, target removed {removed}, "
+            f"margin {margin}\n"
+        )
+    out.write("all checks passed\n" if doc["passed"] else "CHECK FAILED\n")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from surgtwin.planning.checks import check_plan
+    from surgtwin.planning.planfile import load_plan
+
+    report = check_plan(load_plan(args.plan))
+    doc = report.to_dict()
+    if args.json:
+        json.dump(doc, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        _print_report(doc, sys.stdout)
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``plan`` (with ``new``, ``add-implant``, ``cut``) and ``check`` to ``sub``."""
+    from surgtwin.segmentation.presets import PRESETS
+
+    plan = sub.add_parser("plan", help="create and edit a surgical plan (.surgplan)")
+    psub = plan.add_subparsers(dest="plan_command", metavar="PLAN_COMMAND", required=True)
+
+    p = psub.add_parser(
+        "new",
+        help="segment a series into a new plan (bone preset; the phantom's spinal canal)",
+        description=(
+            "Segment a series with presets and add critical structures: --critical NAME "
+            "--seed x,y,z [--seed ...] [--hu lo,hi] grows a region (default -50,45 HU: CSF) "
+            "from LPS seeds; --critical NAME --mesh FILE imports a surface in LPS mm. For the "
+            "bundled phantom (ground_truth.json beside the DICOM), without --critical the "
+            "spinal canal is grown from the ground truth's canal centres."
+        ),
+    )
+    p.add_argument("path", help="a DICOM folder, file, .zip or DICOMDIR")
+    p.add_argument("--series", metavar="UID", help="series UID (default: the largest)")
+    p.add_argument(
+        "--preset",
+        action="append",
+        choices=sorted(PRESETS),
+        help="segmentation preset (repeat for several; default: bone)",
+    )
+    p.add_argument("--critical", metavar="NAME", action=_InOrder, help="a critical structure")
+    p.add_argument("--seed", metavar="X,Y,Z", action=_InOrder, help="seed point, LPS mm")
+    p.add_argument("--hu", metavar="LO,HI", action=_InOrder, help="region growing window, HU")
+    p.add_argument("--mesh", metavar="FILE", action=_InOrder, help="surface file in LPS mm")
+    p.add_argument(
+        "--role", choices=["critical", "target"], action=_InOrder, help="role of the structure"
+    )
+    p.add_argument("-o", "--output", required=True, help="the plan file to write (.surgplan)")
+    p.set_defaults(func=cmd_plan_new, structure_items=None)
+
+    p = psub.add_parser("add-implant", help="place a catalogue implant along a trajectory")
+    p.add_argument("plan", help="the plan file (.surgplan), updated in place")
+    p.add_argument("--type", default="pedicle_screw", help="implant kind (default pedicle_screw)")
+    p.add_argument("--entry", required=True, metavar="X,Y,Z", help="entry point, LPS mm")
+    p.add_argument("--target", required=True, metavar="X,Y,Z", help="aim point, LPS mm")
+    p.add_argument("--diameter", metavar="D", help="wanted diameter, mm (nearest size)")
+    p.add_argument("--length", metavar="L", help="wanted length, mm (nearest size)")
+    p.add_argument("--name", metavar="N", help='implant name (default "Pedicle screw <n>")')
+    p.set_defaults(func=cmd_plan_add_implant)
+
+    p = psub.add_parser("cut", help="resect a structure with a plane")
+    p.add_argument("plan", help="the plan file (.surgplan), updated in place")
+    p.add_argument("--structure", required=True, metavar="NAME", help="structure to cut")
+    p.add_argument(
+        "--plane",
+        required=True,
+        metavar="PX,PY,PZ,NX,NY,NZ",
+        help="a point on the plane and the normal towards the part removed, LPS mm",
+    )
+    p.add_argument("--name", metavar="N", help='cut name (default "Cut <n>")')
+    p.set_defaults(func=cmd_plan_cut)
+
+    p = sub.add_parser(
+        "check",
+        help="clearance table of a plan; exit 1 when a margin fails or anything collides",
+    )
+    p.add_argument("plan", help="the plan file (.surgplan)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(func=cmd_check)
+    for parser in (plan, *psub.choices.values(), p):
+        parser._negative_number_matcher = _NEGATIVE_VALUE
