@@ -176,3 +176,16 @@ def test_mr_presets_find_the_foreground():
     assert vol.array[fg].mean() > 2 * vol.array[~fg].mean()
     with pytest.raises(SegmentationError, match="for CT"):
         apply_preset(lm, vol, "bone")
+
+
+def test_skin_preset_leaves_out_the_table_and_immobilisation():
+    vol = load(require_data("ct-abdomen-spine"))
+    lm = LabelMap.for_volume(vol)
+    apply_preset(lm, vol, "skin")
+    body = lm.mask("Skin")
+    # the couch lies below the patient's back (rows > 390), its side rails at the image edges
+    assert not body[:, 390:, :].any()
+    assert not body[:, 300:, :25].any() and not body[:, 300:, 490:].any()
+    # the abdomen at k=60 is filled (bowel gas and organs inside)
+    assert body[60, 200:330, 150:360].mean() > 0.97
+    assert 25e6 < lm.volume_mm3("Skin") < 40e6

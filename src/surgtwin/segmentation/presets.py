@@ -26,6 +26,7 @@ CORTICAL_MIN_FRACTION = 0.02
 ISLAND_MIN_MM3 = 100.0
 BODY_MIN_HU = -400.0
 SOFT_TISSUE_HU = 40.0
+BODY_OPENING_MM = 4.0
 
 
 @dataclass(frozen=True)
@@ -176,9 +177,23 @@ def _fill_slices(mask: np.ndarray) -> np.ndarray:
 
 def body(volume: Volume) -> np.ndarray:
     """The body outline (its surface is the skin): the largest region above -400 HU, filled
-    slice by slice (lungs and bowel gas are inside)."""
+    slice by slice (lungs and bowel gas are inside).
+
+    The table, cushions and immobilisation shells touch the skin and often pass -400 HU, so the
+    region is first opened by a 4 mm ball (which cuts such thin contacts), the largest part is
+    kept, and the voxels removed by the opening are given back where they touch it
+    (reconstruction by a 4 mm dilation within the original region).
+    """
     _require_hu(volume, "skin")
-    mask = ops.keep_largest(volume.array >= BODY_MIN_HU)
+    region = volume.array >= BODY_MIN_HU
+    radius = [max(1, int(np.ceil(BODY_OPENING_MM / s))) for s in volume.spacing]
+    img = sitk.GetImageFromArray(region.view(np.uint8))
+    opened = sitk.BinaryMorphologicalOpening(img, radius, sitk.sitkBall)
+    del img
+    core = ops.keep_largest(sitk.GetArrayViewFromImage(opened).view(bool))
+    del opened
+    grown = sitk.BinaryDilate(sitk.GetImageFromArray(core.view(np.uint8)), radius, sitk.sitkBall)
+    mask = sitk.GetArrayFromImage(grown).view(bool) & region
     return _fill_slices(mask)
 
 
