@@ -1,4 +1,4 @@
-"""``surgtwin plan new|add-implant|cut`` and ``surgtwin check``: scriptable planning.
+"""``surgtwin plan new|add-implant|cut``, ``surgtwin check`` and ``surgtwin report``.
 
 Argument parsing only; each command calls one core function of :mod:`surgtwin.planning.case`
 or :mod:`surgtwin.planning.checks`. Points are patient LPS millimetres written ``x,y,z``.
@@ -16,6 +16,7 @@ import math
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from surgtwin.errors import SurgTwinError
@@ -134,6 +135,7 @@ def cmd_plan_new(args: argparse.Namespace) -> int:
             presets=args.preset or ["bone"],
             critical=requests,
             progress=progress,
+            name=Path(args.output).name.removesuffix(".surgplan") or "Plan",
         )
     finally:
         progress.close()
@@ -251,11 +253,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from surgtwin.planning.planfile import load_plan
+    from surgtwin.planning.report import write_report
+
+    path, data = write_report(
+        load_plan(args.plan), args.output, include_patient=args.include_patient
+    )
+    for note in data.notes:
+        sys.stdout.write(f"note: {note}\n")
+    sys.stdout.write(f"written {path}\n")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------- parser
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``plan`` (with ``new``, ``add-implant``, ``cut``) and ``check`` to ``sub``."""
+    """Add ``plan`` (with ``new``, ``add-implant``, ``cut``), ``check`` and ``report``."""
     from surgtwin.segmentation.presets import PRESETS
 
     plan = sub.add_parser("plan", help="create and edit a surgical plan (.surgplan)")
@@ -319,5 +334,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("plan", help="the plan file (.surgplan)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=cmd_check)
-    for parser in (plan, *psub.choices.values(), p):
+
+    r = sub.add_parser(
+        "report",
+        help="write a plan report (.pdf or .html): case, images, implants, clearances",
+        description=(
+            "A report of the plan: the case (anonymised unless --include-patient), a 3D "
+            "overview, CT slices along each implant, the implant and clearance tables, "
+            "resections and measurements. The format follows the extension of -o."
+        ),
+    )
+    r.add_argument("plan", help="the plan file (.surgplan)")
+    r.add_argument("-o", "--output", required=True, help="the report to write (.pdf or .html)")
+    r.add_argument(
+        "--include-patient",
+        action="store_true",
+        help="show the patient's name, ID and birth date (default: anonymised)",
+    )
+    r.set_defaults(func=cmd_report)
+    for parser in (plan, *psub.choices.values(), p, r):
         parser._negative_number_matcher = _NEGATIVE_VALUE

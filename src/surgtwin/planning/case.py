@@ -191,8 +191,12 @@ def build_plan(
     critical: Sequence[CriticalRequest] | None = None,
     smooth_iterations: int = 20,
     progress: ProgressFn | None = None,
+    name: str = "Plan",
 ) -> Plan:
     """A new plan from one series: presets, critical structures and their surfaces.
+
+    The plan's ``name`` is the caller's (the CLI uses the plan file's name): never the DICOM
+    folder's name, which may identify the patient.
 
     Parameters
     ----------
@@ -265,7 +269,7 @@ def build_plan(
         frame_of_reference_uid=info.frame_of_reference_uid,
         source_path=str(Path(series_path).resolve()),
     )
-    plan = Plan(Path(series_path).resolve().name or "untitled", case, labelmap)
+    plan = Plan(name, case, labelmap)
     with plan.batch():
         for value, mesh in zip(values, meshes, strict=True):
             structure = _label_structure(labelmap.labels[value])
