@@ -80,7 +80,10 @@ def surface_samples(
     tri = np.repeat(np.arange(len(v)), n)
     start = np.cumsum(n) - n
     i = np.arange(n.sum()) - np.repeat(start, n)
-    r1 = (i + 0.5) / n[tri]
+    # each triangle's lattice starts at its own offset: thin neighbouring slivers (a cylinder's
+    # sides) then sample different positions along their length instead of the same few
+    offset = np.mod((np.arange(len(v)) + 1) * _GOLDEN, 1.0)
+    r1 = (i + offset[tri]) / n[tri]
     r2 = np.mod(i * _GOLDEN + 0.5, 1.0)
     s = np.sqrt(r1)[:, None]
     pts = (1 - s) * a[tri] + s * (1 - r2[:, None]) * b[tri] + s * r2[:, None] * c[tri]

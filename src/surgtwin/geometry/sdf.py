@@ -243,14 +243,38 @@ class StructureField:
             Number of grid points recomputed.
         """
         band = 2.0 * float(self.spacing.max()) if band_mm is None else float(band_mm)
+        # kept for exact point queries (see exact_at): the cell locator is built once
+        self._implicit = _implicit_distance(surface)
         flat_idx = np.flatnonzero(np.abs(self._flat) < band)
         if len(flat_idx) == 0:
             return 0
         k, rem = np.divmod(flat_idx, self._strides[2])
         j, i = np.divmod(rem, self._strides[1])
         pts = np.stack([i, j, k], axis=1).astype(float) @ self._to_lps.T + self.origin
-        self._flat[flat_idx] = mesh_signed_distance(surface, pts).astype(np.float32)
+        self._flat[flat_idx] = mesh_signed_distance(surface, pts, self._implicit).astype(np.float32)
         return len(flat_idx)
+
+    def exact_closest_point(self, point_lps: np.ndarray) -> np.ndarray | None:
+        """The exact closest point (LPS mm) on the structure's surface, or ``None`` without a
+        surface mesh."""
+        implicit = getattr(self, "_implicit", None)
+        if implicit is None:
+            return None
+        closest = [0.0, 0.0, 0.0]
+        implicit.EvaluateFunctionAndGetClosestPoint(
+            [float(v) for v in np.asarray(point_lps).reshape(3)], closest
+        )
+        return np.asarray(closest, dtype=np.float64)
+
+    def exact_at(self, points_lps: np.ndarray) -> np.ndarray | None:
+        """Exact signed distances (mm) to the structure's surface at a few points, or ``None``
+        when the field was built without a surface mesh."""
+        implicit = getattr(self, "_implicit", None)
+        if implicit is None:
+            return None
+        pts = np.asarray(points_lps, dtype=np.float64).reshape(-1, 3)
+        # a handful of points: direct calls cost less than building VTK arrays
+        return np.array([implicit.EvaluateFunction(*p) for p in pts.tolist()], dtype=np.float64)
 
     def refine_slices(
         self,
