@@ -235,14 +235,17 @@ class StructureField:
         surface : Mesh
             The structure's closed surface, LPS mm.
         band_mm : float, optional
-            Grid points with ``|d| < band_mm`` are recomputed (default 2 x largest spacing).
+            Grid points with ``|d| < band_mm`` are recomputed (default 2 x largest spacing,
+            at least 4 mm).
 
         Returns
         -------
         int
             Number of grid points recomputed.
         """
-        band = 2.0 * float(self.spacing.max()) if band_mm is None else float(band_mm)
+        # at least 4 mm: clearances are judged against margins of about 2 mm, so the field is
+        # exact (not interpolated from voxel distances) wherever a margin is decided
+        band = max(2.0 * float(self.spacing.max()), 4.0) if band_mm is None else float(band_mm)
         # kept for exact point queries (see exact_at): the cell locator is built once
         self._implicit = _implicit_distance(surface)
         flat_idx = np.flatnonzero(np.abs(self._flat) < band)
