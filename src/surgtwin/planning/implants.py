@@ -244,6 +244,15 @@ def _basis(axis: np.ndarray, roll_deg: float) -> np.ndarray:
     return np.column_stack([c * x + s * y, c * y - s * x, z])
 
 
+def trajectory_direction(entry: np.ndarray, target: np.ndarray, error=ValueError) -> np.ndarray:
+    """Unit LPS vector from ``entry`` to ``target``; ``error`` when they coincide."""
+    span = np.asarray(target, dtype=float) - np.asarray(entry, dtype=float)
+    norm = float(np.linalg.norm(span))
+    if norm < 1e-6:
+        raise error("entry and target are the same point; a trajectory needs two points")
+    return span / norm
+
+
 def pose_from_trajectory(
     entry_lps: Iterable[float], target_lps: Iterable[float], length_mm: float, roll_deg: float = 0.0
 ) -> np.ndarray:
@@ -271,10 +280,7 @@ def pose_from_trajectory(
         raise ValueError("entry and target must be finite LPS points (mm)")
     if not (math.isfinite(length_mm) and length_mm > 0):
         raise ValueError(f"length_mm must be positive, not {length_mm!r}")
-    span = target - entry
-    if np.linalg.norm(span) < 1e-6:
-        raise ValueError("entry and target are the same point; a trajectory needs two points")
-    direction = span / np.linalg.norm(span)
+    direction = trajectory_direction(entry, target)
     pose = np.eye(4)
     pose[:3, :3] = _basis(-direction, roll_deg)
     pose[:3, 3] = entry + length_mm * direction

@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 
 from surgtwin.errors import SurgTwinError
 from surgtwin.geometry.sdf import StructureField
-from surgtwin.planning.implants import Catalogue, Implant, angulation
+from surgtwin.planning.implants import Catalogue, Implant, angulation, trajectory_direction
 
 __all__ = [
     "DIRECTIONS",
@@ -142,10 +142,7 @@ def snap_entry_to_surface(
         raise PlacementError(f"step_mm must be positive, not {step_mm!r}")
     if not (math.isfinite(max_search_mm) and max_search_mm > 0):
         raise PlacementError(f"max_search_mm must be positive, not {max_search_mm!r}")
-    span = t - p
-    if np.linalg.norm(span) < 1e-6:
-        raise PlacementError("entry and target are the same point; the trajectory is undefined")
-    u = span / np.linalg.norm(span)
+    u = trajectory_direction(p, t, PlacementError)
     d0 = float(field.sample(p)[0][0])
     if abs(d0) <= _SNAP_TOLERANCE_MM:
         return p.copy()
