@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from testdata import REPO, require_data
+
+
+def pytest_configure(config):
+    """Tests never touch the user's real SurgTwin data or cache folders."""
+    root = Path(tempfile.mkdtemp(prefix="surgtwin-test-"))
+    os.environ.setdefault("SURGTWIN_DATA_DIR", str(root / "data"))
+    os.environ.setdefault("SURGTWIN_CACHE_DIR", str(root / "cache"))
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from surgtwin import __version__
 from surgtwin.errors import SurgTwinError
@@ -296,6 +297,14 @@ def _extra(report: dict) -> dict:
     return {"path": report["path"], "non_images": report["non_images"]}
 
 
+def cmd_gui(args: argparse.Namespace) -> int:
+    if args.path is not None and not Path(args.path).exists():
+        raise SurgTwinError(f"{args.path}: no such file or folder")
+    from surgtwin.app.main import run_gui
+
+    return run_gui(args.path, args.screenshot)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="surgtwin",
@@ -357,6 +366,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output file (.seg.nrrd, .nii.gz, .dcm)")
     p.set_defaults(func=cmd_segment)
 
+    p = sub.add_parser("gui", help="open the workstation window (on a DICOM folder or plan)")
+    p.add_argument("path", nargs="?", help="a DICOM folder, .zip, DICOMDIR or .surgplan")
+    p.add_argument(
+        "--screenshot",
+        metavar="FILE.png",
+        help="open PATH as `make run` does, save a screenshot of the window and exit",
+    )
+    p.set_defaults(func=cmd_gui)
+
     from surgtwin.cli_plan import register as register_plan_commands
 
     register_plan_commands(sub)
@@ -367,8 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_OK
+        args = parser.parse_args(["gui"])
     try:
         return int(args.func(args))
     except SurgTwinError as exc:

@@ -1,0 +1,528 @@
+"""Implants panel: catalogue, two-click placement, moving with live clearance, sizes."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from PyQt6.QtCore import QPointF, Qt
+from PyQt6.QtGui import QBrush, QColor, QPainter, QPen
+from PyQt6.QtWidgets import QListWidgetItem, QTableWidgetItem, QWidget
+
+from surgtwin.app.live_controller import STATUS_COLOURS
+from surgtwin.app.resources import load_ui
+from surgtwin.planning.case import CaseError, default_implant_name
+from surgtwin.planning.checks import entry_and_tip
+from surgtwin.planning.commands import AddImplant, CompoundCommand, MoveImplant, RemoveImplant
+from surgtwin.planning.implants import Catalogue, ImplantSpec, pose_from_trajectory
+from surgtwin.planning.implants import Implant as LibraryImplant
+from surgtwin.planning.placement import (
+    NUDGE_DEG,
+    NUDGE_MM,
+    nudge,
+    slide_along_axis,
+    snap_entry_to_surface,
+    trajectory_readout,
+)
+from surgtwin.planning.plan import Implant
+
+__all__ = ["ImplantsPanel", "MoveTool", "PlaceTool"]
+
+GRAB_PX = 14.0
+_drag_ids = itertools.count(1)
+
+# screen direction -> patient direction letter, per view (right, left, up, down)
+_KEY_DIRECTIONS = {
+    "axial": {"right": "L", "left": "R", "up": "A", "down": "P"},
+    "coronal": {"right": "L", "left": "R", "up": "S", "down": "I"},
+    "sagittal": {"right": "P", "left": "A", "up": "S", "down": "I"},
+}
+# rotation nudges: about the slice normal, signed so that the tip turns clockwise on screen
+_NORMAL_LETTER = {"axial": "S", "coronal": "P", "sagittal": "L"}
+
+
+def _qcolor(rgb, alpha: int = 255) -> QColor:
+    return QColor(int(255 * rgb[0]), int(255 * rgb[1]), int(255 * rgb[2]), alpha)
+
+
+def _segment_distance(p: QPointF, a: QPointF, b: QPointF) -> float:
+    ax, ay, bx, by = a.x(), a.y(), b.x(), b.y()
+    dx, dy = bx - ax, by - ay
+    n = dx * dx + dy * dy
+    t = 0.0 if n == 0 else max(0.0, min(1.0, ((p.x() - ax) * dx + (p.y() - ay) * dy) / n))
+    return math.hypot(p.x() - (ax + t * dx), p.y() - (ay + t * dy))
+
+
+def library_implant(record: Implant) -> LibraryImplant:
+    """The library's view of a placed implant (for readouts)."""
+    key = record.spec_key or record.kind
+    spec = ImplantSpec(key, record.kind, key, "", dict(record.parameters))
+    return LibraryImplant(record.name, spec, np.asarray(record.pose))
+
+
+class PlaceTool:
+    """Two clicks (slice or 3-D surface): the entry, then the target."""
+
+    def __init__(self, panel: ImplantsPanel):
+        self.panel = panel
+        self.entry: np.ndarray | None = None
+
+    def press(self, _view, lps, _event) -> bool:
+        self.click(lps)
+        return True
+
+    def pick3d(self, lps) -> None:
+        self.click(lps)
+
+    def click(self, lps) -> None:
+        lps = np.asarray(lps, dtype=float)
+        if self.entry is None:
+            self.entry = lps
+            self.panel.window.session.set_cursor(lps)
+            self.panel.window.statusBar().showMessage(
+                "Entry set at L {:+.1f} P {:+.1f} S {:+.1f} mm: now click the target".format(*lps)
+            )
+            self.panel.window.refresh_views()
+        else:
+            entry, self.entry = self.entry, None
+            self.panel.place(entry, lps)
+
+
+class MoveTool:
+    """Drag the current implant on a slice: its body slides it, its tip turns it about the
+    entry; arrow keys nudge. A whole drag is one undo step."""
+
+    def __init__(self, panel: ImplantsPanel):
+        self.panel = panel
+        self.mode: str | None = None
+        self.start: np.ndarray | None = None
+        self.start_pose: np.ndarray | None = None
+        self.drag_id = None
+
+    def press(self, view, lps, event) -> bool:
+        record = self.panel.current_record()
+        if record is None:
+            return False
+        entry, tip = entry_and_tip(record)
+        pos = event.position()
+        p_tip, _ = view.lps_to_widget(tip)
+        p_entry, _ = view.lps_to_widget(entry)
+        if math.hypot(pos.x() - p_tip.x(), pos.y() - p_tip.y()) < GRAB_PX:
+            self.mode = "turn"
+        elif _segment_distance(pos, p_entry, p_tip) < GRAB_PX:
+            self.mode = "slide"
+        else:
+            return False
+        self.start = np.asarray(lps, dtype=float)
+        self.start_pose = np.asarray(record.pose).copy()
+        self.drag_id = ("drag", next(_drag_ids))
+        self.panel.window.view3d.set_interacting(True)
+        return True
+
+    def move(self, view, lps, _event) -> bool:
+        if self.mode is None:
+            return False
+        record = self.panel.current_record()
+        if record is None:
+            return False
+        lps = np.asarray(lps, dtype=float)
+        if self.mode == "slide":
+            pose = self.start_pose.copy()
+            pose[:3, 3] += lps - self.start
+        else:
+            entry, tip = entry_and_tip(record.with_pose(self.start_pose))
+            target = lps.copy()
+            normal = view.axes.normal
+            target[normal] = tip[normal]  # turn in the view's plane
+            if np.linalg.norm(target - entry) < 1.0:
+                return True
+            length = float(np.linalg.norm(tip - entry))
+            pose = pose_from_trajectory(entry, target, length)
+        self.panel.move_to(pose, self.drag_id)
+        return True
+
+    def release(self, _view, _lps, _event) -> bool:
+        if self.mode is None:
+            return False
+        self.mode = None
+        self.drag_id = None
+        self.panel.window.view3d.set_interacting(False)
+        return True
+
+    def key(self, view, event) -> bool:
+        record = self.panel.current_record()
+        if record is None:
+            return False
+        k = event.key()
+        ctrl = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        screen = {
+            Qt.Key.Key_Right: "right",
+            Qt.Key.Key_Left: "left",
+            Qt.Key.Key_Up: "up",
+            Qt.Key.Key_Down: "down",
+        }.get(k)
+        pose = np.asarray(record.pose)
+        entry, _tip = entry_and_tip(record)
+        if screen is not None and not ctrl:
+            new = nudge(pose, _KEY_DIRECTIONS[view.orientation][screen], NUDGE_MM)
+        elif screen in ("left", "right") and ctrl:
+            letter = _NORMAL_LETTER[view.orientation]
+            sign = 1.0 if screen == "left" else -1.0
+            new = nudge(pose, letter, sign * NUDGE_DEG, rotate=True, entry=entry)
+        elif k in (Qt.Key.Key_PageUp, Qt.Key.Key_PageDown):
+            new = slide_along_axis(pose, NUDGE_MM if k == Qt.Key.Key_PageDown else -NUDGE_MM)
+        else:
+            return False
+        self.panel.move_to(new, ("keys", record.name))
+        return True
+
+
+class ImplantsPanel(QWidget):
+    def __init__(self, window):
+        super().__init__(window)
+        load_ui("implants_panel.ui", self)
+        self.window = window
+        self.session = window.session
+        self.catalogue = Catalogue.builtin()
+        self.place_tool = PlaceTool(self)
+        self.move_tool = MoveTool(self)
+        for kind in self.catalogue.kinds():
+            self.kindCombo.addItem(kind.replace("_", " "), kind)
+        self.kindCombo.currentIndexChanged.connect(self._fill_specs)
+        i = self.kindCombo.findData("pedicle_screw")
+        self.kindCombo.setCurrentIndex(max(i, 0))
+        self._fill_specs()
+        self.placeButton.toggled.connect(self._place_toggled)
+        self.moveButton.toggled.connect(self._move_toggled)
+        self.snapButton.clicked.connect(self.snap_entry)
+        self.deleteButton.clicked.connect(self.delete_current)
+        self.sizeButton.clicked.connect(self.apply_size)
+        self.implantList.currentItemChanged.connect(self._list_selected)
+        self.readoutTable.horizontalHeader().setStretchLastSection(True)
+        self.readoutTable.verticalHeader().setVisible(False)
+        self.session.caseChanged.connect(self._refresh_list)
+        self.session.planEvent.connect(self._on_plan_event)
+        self.session.currentImplantChanged.connect(self._on_current)
+        window.live.readingsChanged.connect(self._on_readings)
+        for view in window.slice_views.values():
+            view.overlays.append(self.draw_overlay)
+        self._refresh_list()
+
+    # ---------------------------------------------------------------- catalogue
+
+    def _fill_specs(self) -> None:
+        kind = self.kindCombo.currentData()
+        self.specList.clear()
+        for spec in self.catalogue.of_kind(kind) if kind else []:
+            d, length = spec.diameter_mm, spec.length_mm
+            size = f"{d:g} x {length:g} mm" if d else f"{length:g} mm"
+            item = QListWidgetItem(f"{size}  {spec.name}")
+            item.setData(Qt.ItemDataRole.UserRole, spec.key)
+            self.specList.addItem(item)
+        default = {"pedicle_screw": "6.5"}.get(kind)
+        row = 0
+        if default:
+            for r in range(self.specList.count()):
+                if self.specList.item(r).text().startswith(default + " x 45"):
+                    row = r
+        if self.specList.count():
+            self.specList.setCurrentRow(row)
+
+    def selected_spec(self) -> ImplantSpec | None:
+        item = self.specList.currentItem()
+        if item is None:
+            return None
+        key = item.data(Qt.ItemDataRole.UserRole)
+        return next((s for s in self.catalogue if s.key == key), None)
+
+    # ---------------------------------------------------------------- tools
+
+    def _place_toggled(self, on: bool) -> None:
+        if on:
+            self.moveButton.setChecked(False)
+            self.place_tool.entry = None
+            self.window.set_tool(self.place_tool)
+            self.window.statusBar().showMessage("Click the entry point on a slice or surface")
+        elif self.window.tool is self.place_tool:
+            self.window.set_tool(None)
+
+    def _move_toggled(self, on: bool) -> None:
+        if on:
+            self.placeButton.setChecked(False)
+            self.window.set_tool(self.move_tool)
+        elif self.window.tool is self.move_tool:
+            self.window.set_tool(None)
+
+    # ---------------------------------------------------------------- edits
+
+    def current_record(self) -> Implant | None:
+        plan, name = self.session.plan, self.session.current_implant
+        if plan is None or not name or name not in plan.implants:
+            return None
+        return plan.implants[name]
+
+    def place(self, entry, target, spec: ImplantSpec | None = None) -> str | None:
+        """Place the selected catalogue implant from ``entry`` towards ``target`` (LPS mm),
+        as one undo step; returns its name."""
+        plan = self.session.plan
+        spec = spec or self.selected_spec()
+        if plan is None or spec is None:
+            return None
+        entry, target = np.asarray(entry, float), np.asarray(target, float)
+        if np.linalg.norm(target - entry) < 1.0:
+            self.window.statusBar().showMessage("Entry and target are the same point", 5000)
+            return None
+        name = default_implant_name(plan, spec.kind)
+        if spec.kind.endswith("screw"):
+            side = "left" if entry[0] > self._midline_x() else "right"
+            level = self._level_at(entry)
+            label = f"{level + ' ' if level else ''}{side} {spec.kind.replace('_', ' ')}"
+            name = label if label not in plan.implants else name
+        pose = pose_from_trajectory(entry, target, spec.length_mm)
+        record = Implant(name, spec.kind, spec.key, dict(spec.parameters), pose)
+        self.session.push(AddImplant(plan, record))
+        self.session.select_implant(name)
+        self.placeButton.setChecked(False)
+        self.moveButton.setChecked(True)
+        return name
+
+    def _midline_x(self) -> float:
+        sl = self.session.slicer
+        if sl is None:
+            return 0.0
+        b = sl.geometry.bounds()
+        return (b[0] + b[1]) / 2
+
+    def _level_at(self, point) -> str:
+        """The vertebral level under a point, from the bundled phantom's truth (else "")."""
+        plan = self.session.plan
+        source = plan.case.source_path if plan is not None else ""
+        if not source:
+            return ""
+        from surgtwin.planning.case import phantom_ground_truth
+
+        try:
+            truth = phantom_ground_truth(source)
+        except Exception:
+            return ""
+        if not truth:
+            return ""
+        z = float(point[2])
+        for level, data in truth.get("levels", {}).items():
+            lo, hi = data.get("body_z_range", (math.inf, -math.inf))
+            if lo - 3 <= z <= hi + 3:
+                return level
+        return ""
+
+    def move_to(self, pose, drag_id=None) -> None:
+        record = self.current_record()
+        if record is None:
+            return
+        self.session.push(MoveImplant(self.session.plan, record.name, pose, drag_id=drag_id))
+
+    def snap_entry(self) -> None:
+        record = self.current_record()
+        bone = self._bone_field()
+        if record is None:
+            return
+        if bone is None:
+            self.window.statusBar().showMessage("No bone distance map yet", 5000)
+            return
+        entry, tip = entry_and_tip(record)
+        try:
+            new_entry = snap_entry_to_surface(entry, tip, bone)
+        except Exception as exc:
+            self.window.statusBar().showMessage(f"Cannot snap: {exc}", 6000)
+            return
+        length = float(np.linalg.norm(tip - entry))
+        pose = pose_from_trajectory(new_entry, tip, length) if length else record.pose
+        self.session.push(
+            MoveImplant(self.session.plan, record.name, pose, name=f"Snap {record.name} to bone")
+        )
+
+    def apply_size(self) -> None:
+        record = self.current_record()
+        if record is None:
+            return
+        try:
+            spec = self.catalogue.nearest(
+                record.kind, self.diameterSpin.value(), self.lengthSpin.value()
+            )
+        except KeyError as exc:
+            self.window.statusBar().showMessage(str(exc), 5000)
+            return
+        if spec.key == record.spec_key:
+            return
+        entry, tip = entry_and_tip(record)
+        pose = pose_from_trajectory(entry, tip, spec.length_mm)
+        new = Implant(record.name, spec.kind, spec.key, dict(spec.parameters), pose)
+        plan = self.session.plan
+        index = plan.implants.index(record.name)
+        self.session.push(
+            CompoundCommand(
+                plan,
+                f"Resize {record.name} to {spec.name}",
+                [RemoveImplant(plan, record.name), AddImplant(plan, new, index=index)],
+            )
+        )
+        self.session.select_implant(record.name)
+
+    def delete_current(self) -> None:
+        record = self.current_record()
+        if record is not None:
+            self.session.push(RemoveImplant(self.session.plan, record.name))
+
+    def _bone_field(self):
+        plan = self.session.plan
+        if plan is None:
+            return None
+        for s in plan.structures.values():
+            if s.role == "bone" and s.name in self.session.fields:
+                return self.session.fields[s.name]
+        return None
+
+    # ---------------------------------------------------------------- display
+
+    def _refresh_list(self) -> None:
+        self.implantList.blockSignals(True)
+        self.implantList.clear()
+        plan = self.session.plan
+        if plan is not None:
+            for name in plan.implants:
+                item = QListWidgetItem(name)
+                item.setData(Qt.ItemDataRole.UserRole, name)
+                status = self.window.live.status(name)
+                item.setForeground(QBrush(_qcolor(STATUS_COLOURS[status])))
+                self.implantList.addItem(item)
+                if name == self.session.current_implant:
+                    self.implantList.setCurrentItem(item)
+        self.implantList.blockSignals(False)
+        self._show_readings()
+
+    def _list_selected(self, item, _prev) -> None:
+        if item is not None:
+            self.session.select_implant(item.data(Qt.ItemDataRole.UserRole))
+
+    def _on_plan_event(self, event) -> None:
+        if event.name == "implants" and event.kind in ("added", "removed"):
+            self._refresh_list()
+
+    def _on_current(self, _name: str) -> None:
+        self._refresh_list()
+        record = self.current_record()
+        if record is not None:
+            lib = library_implant(record)
+            if lib.spec.diameter_mm:
+                self.diameterSpin.setValue(lib.spec.diameter_mm)
+            self.lengthSpin.setValue(lib.spec.length_mm)
+
+    def _on_readings(self, name: str) -> None:
+        for r in range(self.implantList.count()):
+            item = self.implantList.item(r)
+            if item.data(Qt.ItemDataRole.UserRole) == name:
+                item.setForeground(QBrush(_qcolor(STATUS_COLOURS[self.window.live.status(name)])))
+        if name == self.session.current_implant:
+            self._show_readings()
+            if self.followCheck.isChecked():
+                record = self.current_record()
+                if record is not None:
+                    entry, tip = entry_and_tip(record)
+                    self.session.set_cursor((entry + tip) / 2)
+        self.window.refresh_views()
+
+    def _show_readings(self) -> None:
+        record = self.current_record()
+        table = self.readoutTable
+        if record is None:
+            table.setRowCount(0)
+            self.statusLabel.setText("No implant selected")
+            self.statusLabel.setProperty("role", "")
+            self.trajectoryLabel.setText("")
+            self._restyle()
+            return
+        readings = self.window.live.readings.get(record.name, [])
+        table.setRowCount(len(readings))
+        for row, r in enumerate(readings):
+            cells = [
+                f"{r.structure} ({r.role})",
+                r.text,
+                r.status.upper() if r.role != "bone" else "-",
+                r.grade or "-",
+            ]
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col in (1, 2) and r.role != "bone":
+                    item.setForeground(QBrush(_qcolor(STATUS_COLOURS[r.status])))
+                table.setItem(row, col, item)
+        table.resizeColumnsToContents()
+        status = self.window.live.status(record.name)
+        worst = self.window.live.worst(record.name)
+        if status is None:
+            self.statusLabel.setText(f"{record.name}: clearance not available yet")
+            self.statusLabel.setProperty("role", "")
+        else:
+            word = {"ok": "Clear", "warn": "Within margin", "fail": "Breach"}[status]
+            self.statusLabel.setText(f"{record.name}: {word}, {worst.structure} {worst.text}")
+            self.statusLabel.setProperty("role", f"status-{status}")
+        self._restyle()
+        try:
+            info = trajectory_readout(
+                library_implant(record), self._bone_field(), self._midline_x()
+            )
+        except Exception:
+            self.trajectoryLabel.setText("")
+            return
+        text = (
+            f"Axial {info['axial_deg']:+.1f}° (medial +), sagittal {info['sagittal_deg']:+.1f}° "
+            f"(cranial +), length {info['length_mm']:.1f} mm"
+        )
+        if info["in_bone_mm"] is not None:
+            text += f", {info['in_bone_mm']:.1f} mm in bone"
+        self.trajectoryLabel.setText(text)
+
+    def _restyle(self) -> None:
+        self.statusLabel.style().unpolish(self.statusLabel)
+        self.statusLabel.style().polish(self.statusLabel)
+
+    def draw_overlay(self, p: QPainter, view) -> None:
+        """Each implant's axis on a slice (width = its diameter), the current one's closest
+        point joined to the structure, and the pending entry while placing."""
+        plan = self.session.plan
+        if plan is None:
+            return
+        mmpp = view.mm_per_pixel()
+        for record in plan.implants.values():
+            try:
+                entry, tip = entry_and_tip(record)
+                lib = library_implant(record)
+            except (CaseError, ValueError):
+                continue
+            a, da = view.lps_to_widget(entry)
+            b, db = view.lps_to_widget(tip)
+            near = min(abs(da), abs(db)) < 3.0 or da * db < 0
+            colour = _qcolor(
+                STATUS_COLOURS[self.window.live.status(record.name)], 230 if near else 90
+            )
+            width = max(2.0, (lib.spec.diameter_mm or 2.0) / mmpp)
+            pen = QPen(colour, width)
+            pen.setCapStyle(Qt.PenCapStyle.FlatCap)
+            p.setPen(pen)
+            p.drawLine(a, b)
+            if record.name == self.session.current_implant:
+                p.setPen(QPen(QColor(255, 255, 255, 200), 1.5))
+                p.setBrush(Qt.BrushStyle.NoBrush)
+                p.drawEllipse(b, GRAB_PX * 0.6, GRAB_PX * 0.6)
+        worst = self.window.live.worst(self.session.current_implant)
+        if worst is not None:
+            a, da = view.lps_to_widget(worst.closest_implant)
+            b, db = view.lps_to_widget(worst.closest_structure)
+            if min(abs(da), abs(db)) < 6.0:
+                colour = _qcolor(STATUS_COLOURS[worst.status])
+                p.setPen(QPen(colour, 2))
+                p.drawLine(a, b)
+                p.drawText(QPointF(b.x() + 6, b.y() - 6), worst.text)
+        if self.window.tool is self.place_tool and self.place_tool.entry is not None:
+            a, _ = view.lps_to_widget(self.place_tool.entry)
+            p.setPen(QPen(QColor(80, 200, 255), 2))
+            p.drawEllipse(a, 5, 5)

@@ -1,0 +1,311 @@
+"""The 3-D view: structures, implants coloured by margin status, the closest-point line.
+
+A pyvistaqt ``QtInteractor`` embedded in the window. Renders are coalesced: any number of
+requests within one event-loop turn give one frame, so renders never queue behind the mouse.
+While an implant is being dragged, large surfaces are drawn from a decimated copy (level of
+detail); the clearance always uses the full-resolution data.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyvista as pv
+import vtk
+from PyQt6.QtCore import QTimer, pyqtSignal
+from PyQt6.QtWidgets import QVBoxLayout, QWidget
+from pyvistaqt import QtInteractor
+
+from surgtwin.app.live_controller import STATUS_COLOURS
+from surgtwin.geometry.mesh import Mesh
+from surgtwin.geometry.surface import decimate_mesh
+from surgtwin.planning.checks import implant_samples
+
+__all__ = ["LOD_FACES", "View3D"]
+
+#: Surfaces with more triangles than this get a decimated copy shown while dragging.
+LOD_FACES = 40_000
+
+
+def _vtk_matrix(pose: np.ndarray) -> vtk.vtkMatrix4x4:
+    m = vtk.vtkMatrix4x4()
+    for i in range(4):
+        for j in range(4):
+            m.SetElement(i, j, float(pose[i, j]))
+    return m
+
+
+def _polydata(mesh: Mesh) -> pv.PolyData:
+    return mesh.to_pyvista()
+
+
+class View3D(QWidget):
+    """3-D view of the session's plan.
+
+    Signals
+    -------
+    picked(ndarray) : a left click (without drag) on a surface, at this LPS point (mm)
+    rendered : a frame was drawn
+    """
+
+    picked = pyqtSignal(object)
+    rendered = pyqtSignal()
+
+    def __init__(self, session, live, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("view3d")
+        self.session = session
+        self.live = live
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.plotter = QtInteractor(self, auto_update=False)
+        self.plotter.set_background("#101418", top="#2a3440")
+        layout.addWidget(self.plotter.interactor)
+        self.plotter.add_axes(xlabel="L", ylabel="P", zlabel="S", line_width=3)
+        self._structure_actors: dict[str, tuple] = {}
+        self._implant_actors: dict[str, vtk.vtkActor] = {}
+        self._line_actor = None
+        self._label_actor = None
+        self.interacting = False
+        self.frames = 0
+        self.last_frame_s = 0.0
+        self._render_pending = False
+        self._press_pos = None
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(250)
+        self._settle.timeout.connect(lambda: self.set_interacting(False))
+        iren = self.plotter.iren
+        iren.add_observer("LeftButtonPressEvent", self._on_press)
+        iren.add_observer("LeftButtonReleaseEvent", self._on_release)
+        session.caseChanged.connect(self.rebuild)
+        session.planEvent.connect(self._on_plan_event)
+        session.currentImplantChanged.connect(lambda _n: self._update_line())
+        live.readingsChanged.connect(self._on_readings)
+
+    # ---------------------------------------------------------------- rendering
+
+    def request_render(self) -> None:
+        """Draw a frame at the next event-loop turn (requests in between merge)."""
+        if not self._render_pending:
+            self._render_pending = True
+            QTimer.singleShot(0, self.render_now)
+
+    def render_now(self) -> None:
+        self._render_pending = False
+        t = time.perf_counter()
+        self.plotter.render()
+        self.last_frame_s = time.perf_counter() - t
+        self.frames += 1
+        self.rendered.emit()
+
+    def set_interacting(self, on: bool) -> None:
+        """Show decimated surfaces while something is dragged; full ones when it stops."""
+        if on:
+            self._settle.start()
+        if on == self.interacting:
+            return
+        self.interacting = on
+        for full, lod, visible in self._structure_actors.values():
+            if lod is None:
+                continue
+            full.SetVisibility(visible and not on)
+            lod.SetVisibility(visible and on)
+        self.request_render()
+
+    # ---------------------------------------------------------------- content
+
+    def rebuild(self) -> None:
+        for full, lod, _v in self._structure_actors.values():
+            self.plotter.remove_actor(full, render=False)
+            if lod is not None:
+                self.plotter.remove_actor(lod, render=False)
+        for actor in self._implant_actors.values():
+            self.plotter.remove_actor(actor, render=False)
+        self._structure_actors.clear()
+        self._implant_actors.clear()
+        plan = self.session.plan
+        if plan is not None:
+            for name in plan.structures:
+                self._add_structure(name)
+            for name in plan.implants:
+                self._add_implant(name)
+        self.reset_camera()
+        self._update_line()
+        self.request_render()
+
+    def reset_camera(self) -> None:
+        """Anterior view: patient's left on the screen's right, superior up."""
+        plan = self.session.plan
+        if plan is None or not self._structure_actors:
+            self.plotter.reset_camera(render=False)
+            return
+        cam = self.plotter.camera
+        self.plotter.reset_camera(render=False)
+        focal = np.array(cam.focal_point)
+        dist = float(np.linalg.norm(np.array(cam.position) - focal))
+        cam.position = tuple(focal + np.array([0.0, -dist, 0.0]))
+        cam.up = (0.0, 0.0, 1.0)
+        self.plotter.reset_camera(render=False)
+
+    def _add_structure(self, name: str) -> None:
+        s = self.session.plan.structures[name]
+        mesh = s.mesh if s.mesh is not None else None
+        if mesh is None:
+            try:
+                mesh = self.session.geometry.mesh(s)
+            except Exception:
+                return
+        if len(mesh.faces) == 0:
+            return
+        props = dict(color=s.color, opacity=s.opacity, smooth_shading=True, render=False)
+        full = self.plotter.add_mesh(_polydata(mesh), name=f"s:{name}", **props)
+        lod = None
+        if len(mesh.faces) > LOD_FACES:
+            small = decimate_mesh(mesh, 1.0 - LOD_FACES / len(mesh.faces))
+            lod = self.plotter.add_mesh(_polydata(small), name=f"lod:{name}", **props)
+            lod.SetVisibility(False)
+        full.SetVisibility(s.visible and not (self.interacting and lod is not None))
+        if lod is not None:
+            lod.SetVisibility(s.visible and self.interacting)
+        self._structure_actors[name] = (full, lod, s.visible)
+
+    def _remove_structure(self, name: str) -> None:
+        actors = self._structure_actors.pop(name, None)
+        if actors:
+            self.plotter.remove_actor(actors[0], render=False)
+            if actors[1] is not None:
+                self.plotter.remove_actor(actors[1], render=False)
+
+    def _add_implant(self, name: str) -> None:
+        record = self.session.plan.implants[name]
+        local = implant_samples(record).mesh
+        actor = self.plotter.add_mesh(
+            _polydata(local),
+            name=f"i:{name}",
+            color=STATUS_COLOURS[self.live.status(name)],
+            smooth_shading=True,
+            render=False,
+        )
+        actor.SetUserMatrix(_vtk_matrix(np.asarray(record.pose)))
+        self._implant_actors[name] = actor
+
+    def _on_plan_event(self, event) -> None:
+        name = str(event.key)
+        if event.name == "structures":
+            actors = self._structure_actors.get(name)
+            same_surface = (
+                event.kind == "changed"
+                and actors is not None
+                and event.old.mesh is event.new.mesh
+                and event.old.label_value == event.new.label_value
+            )
+            if same_surface:
+                s = event.new
+                for actor in actors[:2]:
+                    if actor is not None:
+                        actor.GetProperty().SetColor(*s.color)
+                        actor.GetProperty().SetOpacity(s.opacity)
+                self.set_structure_visible(name, s.visible)
+            else:
+                self._remove_structure(name)
+                if event.kind != "removed":
+                    self._add_structure(name)
+        elif event.name == "implants":
+            actor = self._implant_actors.get(name)
+            if event.kind == "removed":
+                if actor is not None:
+                    self.plotter.remove_actor(actor, render=False)
+                    del self._implant_actors[name]
+            elif actor is None or event.kind == "added":
+                self._add_implant(name)
+            else:
+                old, new = event.old, event.new
+                if old is not None and old.spec_key != new.spec_key:
+                    self.plotter.remove_actor(actor, render=False)
+                    self._add_implant(name)
+                else:
+                    actor.SetUserMatrix(_vtk_matrix(np.asarray(new.pose)))
+            self._update_line()
+        elif event.name in ("labelmap",):
+            return
+        else:
+            return
+        self.request_render()
+
+    def _on_readings(self, name: str) -> None:
+        actor = self._implant_actors.get(name)
+        if actor is not None:
+            actor.GetProperty().SetColor(*STATUS_COLOURS[self.live.status(name)])
+        if name == self.session.current_implant:
+            self._update_line()
+        self.request_render()
+
+    def _update_line(self) -> None:
+        """Join the current implant's closest point to the structure it comes closest to."""
+        for attr in ("_line_actor", "_label_actor"):
+            actor = getattr(self, attr)
+            if actor is not None:
+                self.plotter.remove_actor(actor, render=False)
+                setattr(self, attr, None)
+        name = self.session.current_implant
+        reading = self.live.worst(name) if name else None
+        if reading is None:
+            return
+        a, b = reading.closest_implant, reading.closest_structure
+        colour = STATUS_COLOURS[reading.status]
+        self._line_actor = self.plotter.add_mesh(
+            pv.Line(a, b), color=colour, line_width=4, name="clearance-line", render=False
+        )
+        text = vtk.vtkBillboardTextActor3D()
+        text.SetInput(f"{reading.structure}: {reading.text}")
+        mid = (a + b) / 2
+        text.SetPosition(*mid)
+        text.GetTextProperty().SetFontSize(16)
+        text.GetTextProperty().SetColor(*colour)
+        text.GetTextProperty().SetBackgroundColor(0, 0, 0)
+        text.GetTextProperty().SetBackgroundOpacity(0.6)
+        self.plotter.renderer.AddActor(text)
+        self._label_actor = text
+
+    # ---------------------------------------------------------------- picking
+
+    def _on_press(self, _obj, _event) -> None:
+        self._press_pos = self.plotter.iren.get_event_position()
+
+    def _on_release(self, _obj, _event) -> None:
+        start, self._press_pos = self._press_pos, None
+        if start is None:
+            return
+        x, y = self.plotter.iren.get_event_position()
+        if abs(x - start[0]) + abs(y - start[1]) > 3:
+            return  # a rotation, not a click
+        point = self.pick(x, y)
+        if point is not None:
+            self.picked.emit(point)
+
+    def pick(self, x: int, y: int) -> np.ndarray | None:
+        """LPS point of the visible surface under display pixel (x, y), or None."""
+        picker = vtk.vtkCellPicker()
+        picker.SetTolerance(0.0005)
+        for full, _lod, _v in self._structure_actors.values():
+            picker.AddPickList(full)
+        picker.PickFromListOn()
+        if not picker.Pick(x, y, 0, self.plotter.renderer):
+            return None
+        return np.array(picker.GetPickPosition(), dtype=float)
+
+    def set_structure_visible(self, name: str, visible: bool) -> None:
+        actors = self._structure_actors.get(name)
+        if actors is None:
+            return
+        full, lod, _ = actors
+        self._structure_actors[name] = (full, lod, visible)
+        full.SetVisibility(visible and not (self.interacting and lod is not None))
+        if lod is not None:
+            lod.SetVisibility(visible and self.interacting)
+        self.request_render()
+
+    def close_plotter(self) -> None:
+        self.plotter.close()

@@ -1,0 +1,78 @@
+"""Long work off the GUI thread: a core function with ``progress``/``cancel`` callbacks runs on
+the thread pool; its result (or error) comes back to the GUI thread through a signal.
+
+VTK and Qt widgets are touched only on the GUI thread: jobs compute plain data (arrays,
+meshes, fields); the ``done`` callback applies it.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PyQt6.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal
+
+from surgtwin.errors import LoadCancelled
+
+__all__ = ["Job", "JobSignals", "start_job"]
+
+
+class JobSignals(QObject):
+    progress = pyqtSignal(int, int)
+    finished = pyqtSignal(object)
+    failed = pyqtSignal(object, str)  # exception, formatted traceback
+    cancelled = pyqtSignal()
+
+
+class Job(QRunnable):
+    """One background computation.
+
+    Parameters
+    ----------
+    name : str
+        Shown while it runs ("Loading series").
+    fn : callable
+        ``fn(progress, cancel)``: ``progress(done, total)`` reports, ``cancel()`` returns True
+        once the user asked to stop (the function then raises ``LoadCancelled`` or returns).
+    """
+
+    def __init__(self, name: str, fn: Callable[[Callable, Callable], Any]):
+        super().__init__()
+        self.setAutoDelete(False)
+        self.name = name
+        self.fn = fn
+        self.signals = JobSignals()
+        self._cancel = threading.Event()
+        self.done = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def run(self) -> None:  # on a pool thread
+        try:
+            result = self.fn(self.signals.progress.emit, self._cancel.is_set)
+        except LoadCancelled:
+            self.signals.cancelled.emit()
+        except BaseException as exc:  # every failure goes to the GUI's dialog
+            if self._cancel.is_set():
+                self.signals.cancelled.emit()
+            else:
+                self.signals.failed.emit(exc, traceback.format_exc())
+        else:
+            if self._cancel.is_set():
+                self.signals.cancelled.emit()
+            else:
+                self.signals.finished.emit(result)
+        finally:
+            self.done.set()
+
+
+def start_job(job: Job, pool: QThreadPool | None = None) -> Job:
+    (pool or QThreadPool.globalInstance()).start(job)
+    return job
