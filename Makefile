@@ -14,8 +14,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-run: $(STAMP)
-	$(VENV)/bin/surgtwin info sample_dicom
+# Opens the workstation on the bundled phantom (bone and canal segmented, one screw placed).
+# Without a display it renders the window headless into sample_window.png instead.
+run: sysdeps $(STAMP)
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+	  $(VENV)/bin/surgtwin gui sample_dicom; \
+	else \
+	  echo "no display: rendering the window headless to sample_window.png"; \
+	  xvfb-run -a -s "-screen 0 1600x1000x24" $(VENV)/bin/surgtwin gui sample_dicom \
+	    --screenshot sample_window.png; \
+	fi
 
 # Xvfb and Mesa GL for the GUI tests, installed only when missing and only as root.
 sysdeps:
@@ -33,6 +41,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_mesh.py ../shared/data/ct-abdomen-spine
 	$(PY) benchmarks/bench_clearance.py
 	$(PY) benchmarks/bench_cut.py
+	$(PY) benchmarks/bench_gui.py
 
 phantom: $(STAMP)
 	$(PY) -m surgtwin.phantom -o sample_dicom

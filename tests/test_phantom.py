@@ -359,11 +359,44 @@ def test_volume_integration_of_analytic_solids(truth: dict, level: str) -> None:
 
 def test_bone_volume_matches_fine_render(truth: dict) -> None:
     """Independent check: a 0.4 mm voxel count of the noise-free render (partial-volume ramps,
-    painting order and all) agrees with the volumes integrated from the shapes."""
+    painting order and all) agrees with the volumes integrated from the shapes.
+
+    The render paints the L4 lesion as soft tissue, while the ground truth counts it as part of
+    the vertebra (as the bone preset's hole filling does): the painted bone of L4 is its volume
+    minus the lesion's."""
     total, per_level = _fine_render_bone_mm3(truth)
-    assert total == pytest.approx(truth["bone"]["volume_mm3"], rel=0.02)
+    lesion = truth["lesion"]
+    assert total == pytest.approx(truth["bone"]["volume_mm3"] - lesion["volume_mm3"], rel=0.02)
     for lv in LEVELS:
-        assert per_level[lv] == pytest.approx(truth["levels"][lv]["bone_volume_mm3"], rel=0.02)
+        expected = truth["levels"][lv]["bone_volume_mm3"]
+        if lv == lesion["level"]:
+            expected -= lesion["volume_mm3"]
+        assert per_level[lv] == pytest.approx(expected, rel=0.02)
+
+
+def test_lesion_in_l4_body(phantom: Phantom, truth: dict) -> None:
+    """The lytic lesion: soft tissue at its centre, inside the L4 body's cancellous bone, clear of
+    the body centre and of the ideal L4 screw axes."""
+    lesion = truth["lesion"]
+    centre, r = np.asarray(lesion["centre"]), lesion["radius_mm"]
+    l4 = truth["levels"]["L4"]
+    assert lesion["level"] == "L4" and lesion["hu"] == truth["tissues_hu"]["lesion"] == 40.0
+    assert lesion["volume_mm3"] == pytest.approx(4 / 3 * math.pi * r**3, rel=1e-6)
+    assert 6.0 <= r <= 8.0 and lesion["cancellous_clearance_mm"] >= 0.5
+    assert 20.0 <= _mean3(phantom, list(centre)) <= 60.0
+    # noise-free: cancellous bone halfway between it and the cortex, anteriorly and caudally
+    # (1 mm of cancellous bone is left there), and towards the body centre
+    for offset in ([0.0, -(r + 0.5), 0.0], [0.0, 0.0, -(r + 0.5)], [0.0, r + 1.5, 0.0]):
+        p = centre + np.asarray(offset)
+        one_voxel = render_noise_free(Grid((1, 1, 1), (0.8, 0.8, 1.0), tuple(float(v) for v in p)))
+        assert float(one_voxel[0, 0, 0]) == pytest.approx(250.0, abs=1e-6), offset
+    body = truth["levels"]["L4"]
+    lo, hi = body["body_z_range"]
+    assert lo + 2.0 < centre[2] - r and centre[2] + r < hi - 2.0
+    assert np.linalg.norm(centre - np.asarray(body["body_centre"])) > r + 2.0
+    for screw in l4["pedicle_screws"].values():
+        axis = _axis_points(screw, 0.25)
+        assert np.linalg.norm(axis - centre, axis=1).min() > r + 3.25 + 1.0  # 6.5 mm screws
 
 
 # --- committed DICOM series ---------------------------------------------------------------

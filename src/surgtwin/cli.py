@@ -376,8 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_gui)
 
     from surgtwin.cli_plan import register as register_plan_commands
+    from surgtwin.cli_train import register as register_train_commands
 
     register_plan_commands(sub)
+    register_train_commands(sub)
     return parser
 
 

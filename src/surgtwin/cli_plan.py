@@ -175,18 +175,39 @@ def cmd_plan_add_implant(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cut_tool(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The tool and its parameters of ``--plane``, ``--box`` or ``--sphere`` (LPS mm)."""
+    if args.plane is not None:
+        v = parse_numbers(args.plane, 6, "--plane", "px,py,pz,nx,ny,nz (LPS mm)")
+        return "plane", {"point": v[:3], "normal": v[3:]}
+    if args.box is not None:
+        v = parse_numbers(args.box, 6, "--box", "cx,cy,cz,sx,sy,sz (LPS mm)")
+        if min(v[3:]) <= 0:
+            raise PlanArgumentError(f"--box: the edges must be positive mm, got {args.box!r}")
+        return "box", {"centre": v[:3], "size": v[3:]}
+    v = parse_numbers(args.sphere, 4, "--sphere", "cx,cy,cz,r (LPS mm)")
+    if v[3] <= 0:
+        raise PlanArgumentError(f"--sphere: the radius must be positive mm, got {args.sphere!r}")
+    return "sphere", {"centre": v[:3], "radius": v[3]}
+
+
 def cmd_plan_cut(args: argparse.Namespace) -> int:
-    from surgtwin.planning.checks import cut_structure
+    from surgtwin.planning.commands import CommandStack
+    from surgtwin.planning.cuts import cut_structure
     from surgtwin.planning.planfile import load_plan, save_plan
 
-    plane = parse_numbers(args.plane, 6, "--plane", "px,py,pz,nx,ny,nz (LPS mm)")
+    tool, params = _cut_tool(args)
     plan = load_plan(args.plan)
-    cut = cut_structure(plan, args.structure, plane[:3], plane[3:], name=args.name)
+    command = cut_structure(plan, args.structure, tool, params, name=args.name)
+    CommandStack(plan).push(command)
     save_plan(plan, args.plan)
+    cut = command.cut
     p = cut.parameters
+    voxels = f", {p['voxels_removed']} voxels cleared" if p["voxels_removed"] else ""
     sys.stdout.write(
         f"{cut.name}: {cut.structure} {p['structure_mm3'] / 1000:.2f} cm3 -> removed "
-        f"{p['removed_mm3'] / 1000:.2f} cm3, remaining {p['remaining_mm3'] / 1000:.2f} cm3\n"
+        f"{p['removed_mm3'] / 1000:.2f} cm3, remaining {p['remaining_mm3'] / 1000:.2f} cm3"
+        f"{voxels}\n"
     )
     return EXIT_OK
 
@@ -315,14 +336,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", metavar="N", help='implant name (default "Pedicle screw <n>")')
     p.set_defaults(func=cmd_plan_add_implant)
 
-    p = psub.add_parser("cut", help="resect a structure with a plane")
+    p = psub.add_parser(
+        "cut",
+        help="resect a structure with a plane, box or sphere",
+        description=(
+            "Cut a structure: its surface becomes the part outside the tool, and for a "
+            "segmented structure the voxels whose centres lie inside the tool are cleared. "
+            "Later checks see the cut structure."
+        ),
+    )
     p.add_argument("plan", help="the plan file (.surgplan), updated in place")
     p.add_argument("--structure", required=True, metavar="NAME", help="structure to cut")
-    p.add_argument(
+    tools = p.add_mutually_exclusive_group(required=True)
+    tools.add_argument(
         "--plane",
-        required=True,
         metavar="PX,PY,PZ,NX,NY,NZ",
         help="a point on the plane and the normal towards the part removed, LPS mm",
+    )
+    tools.add_argument(
+        "--box",
+        metavar="CX,CY,CZ,SX,SY,SZ",
+        help="remove a box: its centre and its edges along x, y, z, LPS mm",
+    )
+    tools.add_argument(
+        "--sphere", metavar="CX,CY,CZ,R", help="remove a sphere: its centre and radius, LPS mm"
     )
     p.add_argument("--name", metavar="N", help='cut name (default "Cut <n>")')
     p.set_defaults(func=cmd_plan_cut)

@@ -44,3 +44,35 @@ def test_slice_views_keep_left_on_the_right(sample_window):
     # the pixel under the marker is the marker's HU
     lps = axial.widget_to_lps(pos)
     assert w.session.volume.value_at(lps) > 2000
+
+
+def test_reslice_along_the_implant(sample_window, artefacts):
+    from surgtwin.planning.checks import entry_and_tip
+
+    w = sample_window
+    panel = w.show_panel("implants")
+    record = w.session.plan.implants["L4 left pedicle screw"]
+    entry, tip = entry_and_tip(record)
+    panel.followCheck.setChecked(True)
+    axial, sagittal = w.slice_views["axial"], w.slice_views["sagittal"]
+    assert axial.plane is not None and sagittal.plane is not None
+    for view in (axial, sagittal):
+        # the implant's axis lies in both oblique planes
+        for point in (entry, tip):
+            _pos, depth = view.lps_to_widget(point)
+            assert abs(depth) < 1e-6
+        # a click maps back to the same LPS point
+        pos, _ = view.lps_to_widget((entry + tip) / 2)
+        assert np.allclose(view.widget_to_lps(pos), (entry + tip) / 2, atol=1e-6)
+    # the oblique image shows the volume's HU at the axis midpoint (bone, window 400/1800)
+    mid = (entry + tip) / 2
+    grey = axial._grey
+    n = grey.shape[0]
+    hu = w.session.volume.value_at(mid)
+    lo = axial.window_centre - axial.window_width / 2
+    expected = np.clip((hu - lo) * 255 / axial.window_width, 0, 255)
+    assert abs(int(grey[n // 2, n // 2]) - expected) < 40
+    assert axial.plane[3] == ("R", "L", "A", "P")
+    assert_not_blank(w.save_screenshot(artefacts / "window-reslice.png"))
+    panel.followCheck.setChecked(False)
+    assert axial.plane is None and sagittal.plane is None

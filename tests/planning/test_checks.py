@@ -25,11 +25,14 @@ def built(truth):
 
 
 def _fresh(built):
-    """A copy of the built plan without implants or cuts (structures shared, read-only)."""
+    """A copy of the built plan without implants or cuts (structures shared, read-only; the
+    label map copied, so that cuts leave the module's plan alone)."""
     from surgtwin.planning.plan import Plan
+    from surgtwin.segmentation.labelmap import LabelMap
 
     plan, _ = built
-    new = Plan(plan.name, plan.case, plan.labelmap)
+    lm = plan.labelmap
+    new = Plan(plan.name, plan.case, LabelMap(lm.geometry, lm.array.copy(), lm.labels.values()))
     for s in plan.structures.values():
         new.structures.add(s)
     return new
@@ -115,15 +118,19 @@ def test_report_layout_and_method(built, truth, monkeypatch):
 def test_cut_structure(built, truth):
     plan = _fresh(built)
     centre = truth["levels"]["L4"]["body_centre"]
-    cut = checks.cut_structure(plan, "bone", centre, [0, 0, 1], geometry=built[1])
+    command = checks.plane_cut(plan, "bone", centre, [0, 0, 1])
+    command.do()
+    cut = command.cut
     p = cut.parameters
-    assert cut.name == "Cut 1" and cut.structure == "Bone"
+    assert cut.name == "Cut 1" and cut.structure == "Bone" and plan.cuts["Cut 1"] == cut
     assert p["removed_mm3"] + p["remaining_mm3"] == pytest.approx(p["structure_mm3"], rel=1e-3)
     assert p["target_removed"] is None and p["margin_mm"] is None
     with pytest.raises(case.CaseError, match="does not cut"):
-        checks.cut_structure(plan, "Bone", [0, 0, 500], [0, 0, 1], geometry=built[1])
+        checks.plane_cut(plan, "Bone", [0, 0, 500], [0, 0, 1])
     with pytest.raises(case.CaseError, match="exists already"):
-        checks.cut_structure(plan, "Bone", centre, [0, 0, 1], name="Cut 1")
+        checks.cut_structure(
+            plan, "Bone", "plane", {"point": centre, "normal": [0, 0, -1]}, name="Cut 1"
+        )
 
 
 def test_target_resection_and_mesh_structure(built, tmp_path):
@@ -139,10 +146,12 @@ def test_target_resection_and_mesh_structure(built, tmp_path):
     ball.apply_translation([0.0, -22.5, 8.0])
     mesh = Mesh(ball.vertices, ball.faces, name="Tumour", role="target")
     plan.structures.add(Structure("Tumour", "target", source="mesh", mesh=mesh))
-    cut = checks.cut_structure(plan, "Bone", [0, -22.5, 2.0], [0, 0, 1])
+    command = checks.plane_cut(plan, "Bone", [0, -22.5, 2.0], [0, 0, 1])
+    command.do()
+    cut = command.cut
     assert cut.parameters["target_removed"] is True
     assert cut.parameters["margin_mm"] == pytest.approx(2.0, abs=0.05)  # 8 - 4 - 2
-    report = checks.check_plan(plan, built[1])
+    report = checks.check_plan(plan)
     assert report.resections[0].target_removed is True
     case.place_implant(plan, "pedicle_screw", [0, 10, 8], [0, -40, 8], diameter_mm=6.5, name="hit")
     row = next(c for c in checks.check_plan(plan).implants[0].checks if c.structure == "Tumour")

@@ -131,11 +131,13 @@ def test_crossing_screws_collide_with_each_other(plan_file, capsys):
         assert row["role"] == "implant" and row["grade"] is None
 
 
-def test_cut_through_the_l4_body(plan_file, capsys):
+def test_cut_through_the_l4_body(plan_file, base_plan, capsys):
     centre = _truth()["levels"]["L4"]["body_centre"]
     plane = _csv([*centre, 0.0, 0.0, 1.0])
+    capsys.readouterr()
     assert main(["plan", "cut", str(plan_file), "--structure", "Bone", "--plane", plane]) == 0
-    plan = load_plan(plan_file)
+    assert "voxels cleared" in capsys.readouterr().out
+    plan, before = load_plan(plan_file), load_plan(base_plan)
     (cut,) = plan.cuts.values()
     assert cut.structure == "Bone" and cut.tool == "plane"
     rc, doc = _check(plan_file, capsys)
@@ -143,10 +145,49 @@ def test_cut_through_the_l4_body(plan_file, capsys):
     (res,) = doc["resections"]
     assert res["structure"] == "Bone" and res["target_removed"] is None
     total = res["removed_mm3"] + res["remaining_mm3"]
-    assert total == pytest.approx(plan.structures["Bone"].mesh.volume_mm3(), rel=0.005)
-    assert total == pytest.approx(plan.labelmap.volume_mm3("Bone"), rel=0.005)
-    # L3 and the upper half of L4 lie above the plane: removed
+    assert total == pytest.approx(before.structures["Bone"].mesh.volume_mm3(), rel=0.005)
+    assert total == pytest.approx(before.labelmap.volume_mm3("Bone"), rel=0.005)
+    # L3 and the upper half of L4 lie above the plane: removed, from the surface and the voxels
     assert 0.3 * total < res["removed_mm3"] < 0.6 * total
+    bone = plan.structures["Bone"]
+    assert bone.mesh.volume_mm3() == pytest.approx(res["remaining_mm3"], rel=1e-6)
+    assert bone.mesh.points[:, 2].max() <= centre[2] + 1e-6
+    removed = before.labelmap.volume_mm3("Bone") - plan.labelmap.volume_mm3("Bone")
+    assert removed == pytest.approx(cut.parameters["voxels_removed_mm3"])
+    assert removed == pytest.approx(res["removed_mm3"], rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "removed_mm3"),
+    [("--box", "0,-23,0,10,8,6", 480.0), ("--sphere", "0,-23,0,4", 4 / 3 * np.pi * 64)],
+)
+def test_box_and_sphere_cuts(plan_file, option, value, removed_mm3, capsys):
+    """A box and a ball inside the L4 body (cancellous bone): all of the tool is removed."""
+    argv = ["plan", "cut", str(plan_file), "--structure", "bone", option, value, "--name", "hole"]
+    assert main(argv) == 0
+    cut = load_plan(plan_file).cuts["hole"]
+    assert cut.tool == option[2:]
+    assert cut.parameters["removed_mm3"] == pytest.approx(removed_mm3, rel=2e-3)
+    rc, doc = _check(plan_file, capsys)
+    assert rc == 0 and doc["resections"][0]["name"] == "hole"
+
+
+def test_check_after_a_cut_sees_less_bone_around_the_screw(plan_file, capsys):
+    """The vertebral bodies cut off in front of y = -20 mm: the ideal L4 screw keeps only the
+    30 mm (along y) behind the plane in bone, 31.1 mm of its axis, and its tip is out."""
+    entry, target = _l4_left()
+    _add(plan_file, entry, target, "--diameter", "6.5", "--length", "45")
+    rc, doc = _check(plan_file, capsys)
+    before = _row(doc["implants"][0], "Bone")
+    assert rc == 0 and before["purchase"]["axis_in_bone_mm"] == pytest.approx(45.0, abs=0.5)
+    cut = ["plan", "cut", str(plan_file), "--structure", "Bone", "--plane", "0,-20,0,0,-1,0"]
+    assert main(cut) == 0
+    rc, doc = _check(plan_file, capsys)
+    after = _row(doc["implants"][0], "Bone")
+    assert rc == 1 and not doc["passed"]
+    expected = 30.0 / np.cos(np.radians(15.0))
+    assert after["purchase"]["axis_in_bone_mm"] == pytest.approx(expected, abs=0.5)
+    assert after["grade"] == "E" and after["status"] == "fail"
 
 
 @pytest.mark.parametrize(
@@ -193,6 +234,10 @@ def test_cut_through_the_l4_body(plan_file, capsys):
         (["plan", "cut", "{plan}", "--structure", "Bone", "--plane", "1,2"], ["--plane"]),
         (["plan", "cut", "{plan}", "--structure", "Bone", "--plane", "0,0,0,0,0,0"], ["normal"]),
         (["plan", "cut", "{plan}", "--structure", "Bone", "--plane", "0,0,500,0,0,1"], ["not cut"]),
+        (["plan", "cut", "{plan}", "--structure", "Bone", "--box", "0,0,0,1,1"], ["--box"]),
+        (["plan", "cut", "{plan}", "--structure", "Bone", "--box", "0,0,0,1,0,1"], ["--box"]),
+        (["plan", "cut", "{plan}", "--structure", "Bone", "--sphere", "0,0,0,-2"], ["radius"]),
+        (["plan", "cut", "{plan}", "--structure", "Bone", "--sphere", "0,0,-500,900"], ["all of"]),
         (
             ["plan", "new", "{phantom}", "--critical", "X", "--seed", "1,2", "-o", "{out}"],
             ["--seed"],

@@ -27,7 +27,7 @@ from surgtwin.planning.commands import (
 )
 from surgtwin.planning.events import Event
 from surgtwin.planning.plan import Cut, Implant, Measurement, Plan, Structure
-from surgtwin.segmentation.labelmap import LabelMap, Role
+from surgtwin.segmentation.labelmap import Label, LabelMap, Role
 
 
 def pose_at(x: float, y: float = -20.0, z: float = 35.5, angle: float = 0.0) -> np.ndarray:
@@ -169,6 +169,20 @@ def test_clean_flag_follows_the_saved_index():
     assert stack.is_dirty
 
 
+def test_set_unsaved_stays_dirty_until_saved():
+    plan = make_plan()
+    stack = CommandStack(plan)
+    seen = []
+    stack.events.connect(lambda e: seen.append((e.name, e.new)))
+    stack.set_unsaved()  # e.g. a plan recovered from an autosave
+    assert stack.is_dirty and ("clean", False) in seen
+    stack.push(SetNote(plan, "a"))
+    stack.undo()
+    assert stack.is_dirty  # no state of the history is saved
+    stack.set_clean()
+    assert stack.is_clean
+
+
 def test_typing_merges_but_never_into_the_saved_step():
     plan = make_plan()
     stack = CommandStack(plan)
@@ -256,3 +270,48 @@ def test_failed_command_is_not_recorded():
     with pytest.raises(KeyError):
         MoveImplant(plan, "L5 left", np.eye(4))
     assert stack.undo() is None and stack.redo() is None
+
+
+def test_structures_follow_label_renames_and_recolours_in_the_same_step():
+    plan = make_plan()
+    lm = plan.labelmap
+    stack = CommandStack(plan)
+    mask = np.zeros(lm.geometry.shape, bool)
+    mask[2:5, 3:6, 4:8] = True
+    bone = Label(1, "L4", (0.9, 0.85, 0.72), Role.BONE)
+    stack.push(LabelEditCommand(plan, lm.change("Paint L4", 1, mask, label=bone)))
+    before = plan.to_dict()
+    seen: list[Event] = []
+    plan.events.connect(seen.append)
+    edit = lm.update_label("Rename L4", 1, name="L4 vertebra", color=(1.0, 0.5, 0.0))
+    stack.push(LabelEditCommand(plan, edit))
+    assert stack.undo_names == ["Paint L4", "Rename L4"]
+    s = plan.structures["L4 vertebra"]
+    assert "L4" not in plan.structures and list(plan.structures) == ["L4 vertebra", "spinal canal"]
+    assert (s.color, s.label_value, s.role, s.margin_mm) == ((1.0, 0.5, 0.0), 1, "bone", 0.0)
+    assert plan.cuts["cut 1"].structure == "L4 vertebra"  # the cut names the structure
+    assert plan.structures["spinal canal"].color == (0.9, 0.9, 0.9)  # another label: unchanged
+    assert {(e.name, e.key, e.kind) for e in seen if e.name != "labelmap_voxels"} == {
+        ("structures", "L4", "removed"),
+        ("structures", "L4 vertebra", "added"),
+        ("cuts", "cut 1", "changed"),
+    }
+    stack.undo()
+    assert plan.to_dict() == before and lm.labels[1].name == "L4"
+    stack.redo()
+    assert plan.structures["L4 vertebra"].color == (1.0, 0.5, 0.0)
+    # recolour, hide and fade: the structure follows, its name stays
+    edit = lm.update_label("Hide L4", 1, color=(0.2, 0.3, 0.9), visible=False, opacity=0.4)
+    stack.push(LabelEditCommand(plan, edit))
+    s = plan.structures["L4 vertebra"]
+    assert (s.color, s.visible, s.opacity) == ((0.2, 0.3, 0.9), False, 0.4)
+    stack.undo()
+    s = plan.structures["L4 vertebra"]
+    assert (s.color, s.visible, s.opacity) == ((1.0, 0.5, 0.0), True, 1.0)
+    # a rename onto another structure's name is refused and leaves label map and plan alone
+    state = plan.to_dict()
+    edit = lm.update_label("Rename", 1, name="spinal canal")
+    with pytest.raises(ValueError, match="spinal canal"):
+        stack.push(LabelEditCommand(plan, edit))
+    assert plan.to_dict() == state and lm.labels[1].name == "L4 vertebra"
+    assert stack.undo_names == ["Paint L4", "Rename L4"]

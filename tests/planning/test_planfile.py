@@ -23,6 +23,7 @@ from surgtwin.planning.planfile import (
     PlanFileError,
     find_recoverable,
     load_plan,
+    read_extra_member,
     save_plan,
 )
 from surgtwin.segmentation.labelmap import LabelMap, Role
@@ -290,3 +291,26 @@ def test_autosave_only_when_dirty_and_found_for_recovery(tmp_path):
     edit = plan.labelmap.change("erase", 1, np.zeros(plan.labelmap.geometry.shape, bool))
     stack.push(LabelEditCommand(plan, edit))
     assert auto.maybe_save(500.0) is not None
+
+
+def test_extra_members_are_kept_apart_and_read_back(tmp_path):
+    """Other layers (the training mode's attempt record) store small members ``extra/<name>``
+    that the plan ignores; names are checked, sizes limited, hostile archives refused."""
+    plan = make_plan()
+    path = save_plan(plan, tmp_path / "p.surgplan", extra={"attempt.json": b'{"a": 1}'})
+    assert load_plan(path).to_dict() == plan.to_dict()
+    assert read_extra_member(path, "attempt.json") == b'{"a": 1}'
+    assert read_extra_member(path, "other.json") is None
+    with pytest.raises(PlanFileError, match="larger than 3 bytes"):
+        read_extra_member(path, "attempt.json", max_bytes=3)
+    for bad in ("../x", "a/b", "", ".hidden"):
+        with pytest.raises(PlanFileError, match="invalid extra member name"):
+            save_plan(plan, tmp_path / "q.surgplan", extra={bad: b""})
+    assert not (tmp_path / "q.surgplan").exists()
+    evil = tmp_path / "evil.surgplan"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("extra/../../x", b"x")
+    with pytest.raises(PlanFileError, match="unsafe name"):
+        read_extra_member(evil, "x")
+    with pytest.raises(PlanFileError, match="does not exist"):
+        read_extra_member(tmp_path / "missing.surgplan", "x")

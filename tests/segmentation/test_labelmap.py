@@ -37,6 +37,25 @@ def test_change_undo_redo_restore_exact_arrays():
     assert np.array_equal(lm.array, states[1]) and lm.names() == ["Bone", "Canal"]
 
 
+def test_prepared_edit_changes_nothing_until_applied():
+    lm = LabelMap(grid())
+    bone = lm.new_label("Bone", Role.BONE)
+    mask = np.zeros(lm.geometry.shape, bool)
+    mask[10:20, 10:30, 10:40] = True
+    lm.change("threshold", bone.value, mask, label=bone)
+    before = lm.array.copy()
+    cut = np.zeros((10, 20, 30), bool)
+    cut[5:, :, :] = True
+    box = (slice(10, 20), slice(10, 30), slice(10, 40))
+    edit = lm.change("cut", bone.value, cut, box=box, mode="remove", apply=False)
+    assert np.array_equal(lm.array, before) and edit.changed_voxels == 5 * 20 * 30
+    assert edit.box == (slice(15, 20), slice(10, 30), slice(10, 40))
+    lm.redo(edit)
+    assert lm.voxel_count("Bone") == mask.sum() - 5 * 20 * 30
+    lm.undo(edit)
+    assert np.array_equal(lm.array, before)
+
+
 def test_edit_keeps_only_the_changed_box():
     lm = LabelMap(grid())
     lab = lm.new_label("Tumour", Role.TARGET)

@@ -123,6 +123,25 @@ def test_bone_preset_on_phantom(phantom):
     assert not lm.array.any()
 
 
+def test_bone_preset_fills_the_l4_lesion(phantom):
+    """The lytic lesion (~40 HU) inside the L4 body is a cavity of the >= 226 HU mask: the bone
+    preset fills it, so the lesion counts as part of the vertebra (as in the ground truth's bone
+    volumes) and the bone surface stays one closed outer surface."""
+    vol, truth = phantom
+    lesion = truth["lesion"]
+    lm = LabelMap.for_volume(vol)
+    apply_preset(lm, vol, "bone")
+    mask = lm.mask("Bone")
+    k, j, i = (a.ravel() for a in np.indices((20, 24, 24)))
+    ijk = np.stack([i + 68, j + 20, k + 46], axis=1)  # a box around the lesion
+    d = np.linalg.norm(vol.geometry.index_to_lps(ijk) - lesion["centre"], axis=1)
+    inside = ijk[d < lesion["radius_mm"] - 0.5]
+    assert len(inside) > 500
+    values = vol.array[inside[:, 2], inside[:, 1], inside[:, 0]]
+    assert abs(values.mean() - lesion["hu"]) < 5.0 and values.max() < 226
+    assert mask[inside[:, 2], inside[:, 1], inside[:, 0]].all()
+
+
 def test_bone_preset_on_contrast_ct_keeps_bone_not_heart():
     vol = load(require_data("ct-abdomen-spine"))
     lm = LabelMap.for_volume(vol)

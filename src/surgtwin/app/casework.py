@@ -59,6 +59,7 @@ def open_dicom_case(
     series_uid: str | None = None,
     segment: bool = True,
     example: bool = True,
+    resample: bool = False,
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> OpenedCase:
@@ -67,13 +68,19 @@ def open_dicom_case(
     With ``segment``, the bone preset and (for the bundled phantom) the spinal canal are
     segmented with their surfaces, as ``make run`` shows; when the bone preset finds nothing
     (an MR, say) the plan starts empty with a warning. With ``example``, the phantom also gets
-    the example pedicle screw.
+    the example pedicle screw. With ``resample``, a series with missing slices or uneven
+    spacing is interpolated onto a uniform grid (see :func:`surgtwin.imaging.load`); it is not
+    segmented automatically (``build_plan`` loads without resampling).
     """
-    volume = load(path, uid=series_uid, progress=progress, cancel=cancel)
+    volume = load(path, uid=series_uid, resample=resample, progress=progress, cancel=cancel)
     _check(cancel)
     warnings: list[str] = []
     plan: Plan | None = None
-    if segment:
+    if segment and resample:
+        warnings.append(
+            "Automatic segmentation skipped: the series was resampled onto a uniform grid"
+        )
+    elif segment:
         from surgtwin.planning.case import build_plan
 
         try:

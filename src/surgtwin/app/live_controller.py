@@ -44,6 +44,11 @@ class LiveClearance(QObject):
         self.readings = {}
 
     def _on_event(self, event) -> None:
+        if event.name == "structures":
+            # a margin or role changed the judgement of every implant (fields are rebuilt
+            # separately when a surface changes)
+            self.update_all()
+            return
         if event.name != "implants":
             return
         name = str(event.key)

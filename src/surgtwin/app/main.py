@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -22,27 +23,69 @@ def _qapp():
     return app
 
 
-def offer_recovery(window) -> None:
-    """After a crash: offer the newest autosave (opened as an unsaved plan)."""
+def offer_recovery(window):
+    """After a crash: offer the newest autosave. Yes opens it as an unsaved plan that points
+    to no file (Save asks where; the autosave stays until the plan is saved or discarded);
+    No deletes it. Returns the opening job, or None."""
     from PyQt6.QtWidgets import QMessageBox
 
     from surgtwin.paths import autosave_dir
-    from surgtwin.planning.planfile import find_recoverable
+    from surgtwin.planning.planfile import AUTOSAVE_SUFFIX, find_recoverable
 
     found = find_recoverable(autosave_dir())
     if not found:
-        return
+        return None
     newest = found[0]
+    name = newest.name[: -len(AUTOSAVE_SUFFIX)]
+    try:
+        when = time.strftime(" (autosaved %Y-%m-%d %H:%M)", time.localtime(newest.stat().st_mtime))
+    except OSError:
+        when = ""
     answer = QMessageBox.question(
         window,
         "Recover unsaved work?",
-        f"SurgTwin was closed with unsaved changes to a plan.\nRecover {newest.name}?",
+        f"SurgTwin was closed with unsaved changes to the plan \u201c{name}\u201d{when}.\n"
+        "Recover them?",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
     )
     if answer == QMessageBox.StandardButton.Yes:
-        window.open_path(newest)
-    else:
-        newest.unlink(missing_ok=True)
+        return recover_autosave(window, newest)
+    newest.unlink(missing_ok=True)
+    return None
+
+
+def recover_autosave(window, path: Path):
+    """Open the autosave ``path`` in ``window`` as an unsaved plan with no file of its own
+    (not added to the recent files). Returns the job."""
+    from surgtwin.app.casework import open_plan_case
+
+    def work(progress, cancel):
+        case = open_plan_case(path, progress=progress, cancel=cancel)
+        case.path = None
+        return case
+
+    def show(case) -> None:
+        window.show_case(case)
+        window.session.stack.set_unsaved()
+        window.statusBar().showMessage("Recovered unsaved work: save it to keep it", 15000)
+
+    return window.run_job(f"Recovering {path.name}", work, show)
+
+
+def install_excepthook(window) -> None:
+    """An error escaping a Qt event handler would abort the process (PyQt6's default): show
+    it in the error dialog instead, so no work is lost."""
+    import traceback
+
+    def hook(kind, value, tb):
+        details = "".join(traceback.format_exception(kind, value, tb))
+        sys.stderr.write(details)
+        if issubclass(kind, KeyboardInterrupt):
+            return
+        with contextlib.suppress(Exception):
+            window.report_error("Something went wrong", value, details)
+
+    sys.excepthook = hook
 
 
 def run_gui(path: str | None = None, screenshot: str | None = None) -> int:
@@ -57,6 +100,7 @@ def run_gui(path: str | None = None, screenshot: str | None = None) -> int:
 
     t0 = time.perf_counter()
     window = MainWindow()
+    install_excepthook(window)
     window.resize(1440, 900)
     window.show()
     result = {"code": 0}

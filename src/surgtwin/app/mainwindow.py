@@ -46,10 +46,12 @@ class MainWindow(QMainWindow):
     -------
     caseOpened : a case (DICOM or plan) finished opening and is shown
     jobFinished(str) : a background job ended (its name), whatever the outcome
+    recentChanged : the recent-files list changed
     """
 
     caseOpened = pyqtSignal()
     jobFinished = pyqtSignal(str)
+    recentChanged = pyqtSignal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -203,7 +205,11 @@ class MainWindow(QMainWindow):
         job.signals.failed.connect(failed)
         job.signals.cancelled.connect(cancelled)
         self.jobLabel.setText(name + "…")
-        self.jobProgress.setRange(0, 0)
+        # determinate until the job reports: a busy bar animates, and with the OpenGL 3-D view
+        # in the window every animation frame recomposes the whole window (tens of ms per
+        # frame on software OpenGL), which starves the event loop while the job runs
+        self.jobProgress.setRange(0, 1)
+        self.jobProgress.setValue(0)
         self.jobBox.setVisible(True)
         start_job(job)
         return job
@@ -223,6 +229,11 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- opening
 
     def choose_dicom(self) -> None:
+        data = self.panels.get("data")
+        if data is not None:  # scan first; the Data panel's browser chooses the series
+            self.show_panel("data")
+            data.choose_folder()
+            return
         path = QFileDialog.getExistingDirectory(self, "Open a DICOM folder")
         if path:
             self.open_path(path)
@@ -235,9 +246,14 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def open_path(
-        self, path: str | Path, series_uid: str | None = None, segment: bool = True
+        self,
+        path: str | Path,
+        series_uid: str | None = None,
+        segment: bool = True,
+        resample: bool = False,
     ) -> Job:
-        """Open a plan file, or a DICOM folder/zip/DICOMDIR (segmented as ``make run`` shows)."""
+        """Open a plan file, or a DICOM folder/zip/DICOMDIR (segmented as ``make run`` shows);
+        ``resample`` loads a series with missing slices or uneven spacing on a uniform grid."""
         path = Path(path)
         if path.suffix.lower() == ".surgplan":
 
@@ -249,7 +265,12 @@ class MainWindow(QMainWindow):
 
             def work(progress, cancel):
                 return open_dicom_case(
-                    path, series_uid=series_uid, segment=segment, progress=progress, cancel=cancel
+                    path,
+                    series_uid=series_uid,
+                    segment=segment,
+                    resample=resample,
+                    progress=progress,
+                    cancel=cancel,
                 )
 
             name = "Loading and segmenting" if segment else "Loading series"
@@ -261,6 +282,10 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(w, 15000)
         if source is not None:
             self._remember_recent(source)
+        # straight to work: implants placed -> their panel; else segmentation
+        key = "implants" if case.plan.implants else "segment"
+        if key in self.panels:
+            self.show_panel(key)
         self.view3d.request_render()
         self.caseOpened.emit()
 
@@ -292,6 +317,7 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _c=False, p=item: self.open_path(p))
             menu.addAction(act)
         menu.setEnabled(bool(items))
+        self.recentChanged.emit()
 
     # ---------------------------------------------------------------- saving
 
@@ -344,19 +370,27 @@ class MainWindow(QMainWindow):
         if path:
             self.write_report(path)
 
-    def write_report(self, path: str | Path) -> Job:
+    def write_report(
+        self,
+        path: str | Path,
+        include_patient: bool = False,
+        on_done: Callable[[Path], None] | None = None,
+    ) -> Job:
+        """Write the plan's report (.pdf or .html) on a worker; anonymised unless
+        ``include_patient``. ``on_done(path)`` runs on the GUI thread once it is written."""
         from surgtwin.planning.report import write_report
 
         plan = self.session.plan
 
         def work(progress, cancel):
-            return write_report(plan, path)
+            return write_report(plan, path, include_patient=include_patient)
 
-        return self.run_job(
-            "Writing the report",
-            work,
-            lambda _r: self.statusBar().showMessage(f"Report written: {path}", 8000),
-        )
+        def done(_result) -> None:
+            self.statusBar().showMessage(f"Report written: {path}", 8000)
+            if on_done is not None:
+                on_done(Path(path))
+
+        return self.run_job(f"Writing the report {Path(path).name}", work, done)
 
     # ---------------------------------------------------------------- screenshots
 
@@ -383,10 +417,20 @@ class MainWindow(QMainWindow):
         return image
 
     def save_screenshot(self, path: str | Path) -> Path:
+        """Save the window as an image (format from the suffix), atomically; OSError names the
+        file when it cannot be written."""
+        from surgtwin.fileio import atomic_write
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.grab_image().save(str(path)):
-            raise OSError(f"{path}: the screenshot could not be written")
+        image = self.grab_image()
+
+        def error(problem: str, where) -> OSError:
+            return OSError(f"{where}: {problem}")
+
+        with atomic_write([path], error=error, suffixes=[path.suffix]) as (tmp,):
+            if not image.save(str(tmp)):
+                raise OSError(f"{path}: the screenshot could not be written")
         return path
 
     def choose_screenshot(self) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
 from surgtwin.app.slicing import Slicer
-from surgtwin.app.workers import Job, start_job
+from surgtwin.app.workers import Job, background_pool, start_job
 from surgtwin.errors import LoadCancelled
 from surgtwin.imaging.volume import Volume
 from surgtwin.paths import autosave_dir
@@ -24,7 +24,7 @@ from surgtwin.planning.case import CaseGeometry
 from surgtwin.planning.commands import Command, CommandStack
 from surgtwin.planning.events import Event
 from surgtwin.planning.live import needed_structures
-from surgtwin.planning.plan import Plan, labelmap_digest, mesh_digest
+from surgtwin.planning.plan import Plan, mesh_digest
 from surgtwin.planning.planfile import Autosaver
 
 __all__ = ["Session"]
@@ -71,6 +71,7 @@ class Session(QObject):
         self._field_job: Job | None = None
         self._fields_dirty = False
         self.autosaver: Autosaver | None = None
+        self._autosave_busy = False
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setInterval(5_000)
         self._autosave_timer.timeout.connect(self.autosave_now)
@@ -170,9 +171,14 @@ class Session(QObject):
             self._fields_dirty = False
             self.request_fields()
 
-    def _field_key(self, structure, lm_digest: str) -> tuple:
+    def _field_key(self, structure) -> tuple:
+        """What a structure's field depends on: its own voxels and surface (an edit of another
+        label does not rebuild it)."""
+        from surgtwin.segmentation.editing import label_digest
+
         mesh = structure.mesh
-        return (structure.label_value, lm_digest, None if mesh is None else mesh_digest(mesh))
+        voxels = label_digest(self.plan.labelmap.array, int(structure.label_value))
+        return (structure.label_value, voxels, None if mesh is None else mesh_digest(mesh))
 
     def request_fields(self) -> None:
         """(Re)build, on a worker, the distance fields of guarded and bone structures whose
@@ -180,11 +186,10 @@ class Session(QObject):
         if self.plan is None or self.plan.labelmap is None:
             return
         todo = []
-        lm_digest = labelmap_digest(self.plan.labelmap)
         for s in needed_structures(self.plan):
             if s.source != "label":
                 continue
-            key = self._field_key(s, lm_digest)
+            key = self._field_key(s)
             if self._field_keys.get(s.name) != key:
                 todo.append((s, key))
         if not todo:
@@ -200,7 +205,7 @@ class Session(QObject):
                 if cancel():
                     raise LoadCancelled("cancelled")
                 progress(n, len(todo))
-                out[s.name] = (geo.field(s), key)
+                out[s.name] = (geo.field(s, cancel=cancel), key)
             progress(len(todo), len(todo))
             return out
 
@@ -211,7 +216,7 @@ class Session(QObject):
             lambda exc, _tb: self.status.emit(f"Distance maps could not be built: {exc}")
         )
         self.status.emit("Building distance maps for the live clearance…")
-        start_job(job)
+        start_job(job, background_pool())
 
     def _fields_built(self, job: Job, result: dict) -> None:
         if job is not self._field_job or self.plan is None:
@@ -234,12 +239,65 @@ class Session(QObject):
 
     # ---------------------------------------------------------------- autosave
 
-    def autosave_now(self, now: float | None = None) -> Path | None:
-        if self.autosaver is None:
+    def autosave_now(self, now: float | None = None, wait: bool = False) -> Path | None:
+        """Autosave when due (dirty, changed, interval passed): the plan is copied here (its
+        records are immutable; the label array is copied) and written on a worker thread, so
+        the window never stalls. ``wait`` blocks until written (tests)."""
+        saver = self.autosaver
+        if saver is None or self.plan is None or self._autosave_busy:
             return None
-        try:
-            return self.autosaver.maybe_save(time.monotonic() if now is None else now)
-        except Exception as exc:  # autosave must never interrupt the user
-            log.warning("autosave failed: %s", exc)
-            self.status.emit(f"Autosave failed: {exc}")
+        now = time.monotonic() if now is None else now
+        if not saver.due(now):
             return None
+        snapshot = _snapshot(self.plan)
+        path = saver.path
+        saver.mark_saved(now)
+        self._autosave_busy = True
+
+        def work(_progress, _cancel):
+            from surgtwin.planning.planfile import save_plan
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return save_plan(snapshot, path)
+
+        job = Job("Autosave", work)
+        # bound methods, not lambdas: Qt drops the connections if the window closes first
+        self._autosave_path = path
+        job.signals.failed.connect(self._autosave_failed)
+        job.signals.finished.connect(self._autosave_done)
+        start_job(job, background_pool())
+        self._autosave_job = job
+        if wait:
+            job.done.wait(120)
+        QTimer.singleShot(0, self._autosave_check)
+        return path
+
+    def _autosave_failed(self, exc, _details) -> None:
+        self.status.emit(f"Autosave failed: {exc}")
+
+    def _autosave_done(self, _result) -> None:
+        self.status.emit(f"Autosaved to {self._autosave_path}")
+
+    def _autosave_check(self) -> None:
+        job = getattr(self, "_autosave_job", None)
+        if job is not None and not job.done.is_set():
+            QTimer.singleShot(200, self._autosave_check)
+            return
+        self._autosave_busy = False
+
+
+def _snapshot(plan: Plan) -> Plan:
+    """A copy of ``plan`` safe to write from another thread while the user goes on editing."""
+    from surgtwin.segmentation import LabelMap
+
+    lm = plan.labelmap
+    copy_lm = None
+    if lm is not None:
+        copy_lm = LabelMap(lm.geometry, np.array(lm.array, copy=True), list(lm.labels.values()))
+    copy = Plan(plan.name, plan.case, copy_lm)
+    copy.notes = plan.notes
+    for attr in ("structures", "implants", "cuts", "measurements"):
+        target = getattr(copy, attr)
+        for record in getattr(plan, attr).values():
+            target.add(record)
+    return copy

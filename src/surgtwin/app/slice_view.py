@@ -14,12 +14,15 @@ from collections.abc import Callable
 
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
+from PyQt6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPen, QPixmap, QWheelEvent
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 from surgtwin.app.slicing import AXES, WINDOW_PRESETS
 
-__all__ = ["SliceView"]
+__all__ = ["OBLIQUE_HALF_MM", "SliceView"]
+
+#: Half the side of an oblique view's square (mm).
+OBLIQUE_HALF_MM = 45.0
 
 Overlay = Callable[[QPainter, "SliceView"], None]
 
@@ -52,6 +55,12 @@ class SliceView(QWidget):
         self._buffers: list[np.ndarray] = []
         self._drag: tuple[str, QPointF, tuple] | None = None
         self._lut: np.ndarray | None = None
+        self._version = 0
+        #: (centre, h, v, letters) when the view shows an oblique plane (LPS mm, unit vectors)
+        self.plane: tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]] | None = None
+        self.plane_half_mm = OBLIQUE_HALF_MM
+        self._pixmap: QPixmap | None = None
+        self._pixmap_key: tuple | None = None
         self.setMinimumSize(160, 160)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMouseTracking(True)
@@ -71,7 +80,8 @@ class SliceView(QWidget):
 
     def _on_cursor(self, point) -> None:
         sl = self.session.slicer
-        if sl is None:
+        if sl is None or self.plane is not None:
+            self.update()
             return
         index = sl.slice_index(self.orientation, point)
         if index != self.index:
@@ -93,9 +103,38 @@ class SliceView(QWidget):
     def set_preset(self, name: str) -> None:
         self.set_window(*WINDOW_PRESETS[name])
 
+    def set_oblique(self, centre, h, v, letters=("", "", "", "")) -> None:
+        """Show the plane through ``centre`` spanned by ``h`` (screen right) and ``v`` (screen
+        up), LPS; ``letters`` label the edges (left, right, top, bottom)."""
+        h = np.asarray(h, float) / np.linalg.norm(h)
+        v = np.asarray(v, float) / np.linalg.norm(v)
+        self.plane = (np.asarray(centre, float), h, v, tuple(letters))
+        self._rebuild(image=True, overlay=True)
+
+    def clear_oblique(self) -> None:
+        if self.plane is not None:
+            self.plane = None
+            self._on_cursor(self.session.cursor)
+            self._rebuild(image=True, overlay=True)
+
+    def normal_vector(self) -> np.ndarray:
+        """Unit LPS normal of the shown plane."""
+        if self.plane is not None:
+            n = np.cross(self.plane[1], self.plane[2])
+            return n / np.linalg.norm(n)
+        n = np.zeros(3)
+        n[self.axes.normal] = 1.0
+        return n
+
     def set_index(self, index: int) -> None:
         sl = self.session.slicer
         if sl is None:
+            return
+        if self.plane is not None:  # an oblique plane scrolls 1 mm per step
+            centre, h, v, letters = self.plane
+            step = float(np.sign(index - self.index)) if index != self.index else 0.0
+            self.plane = (centre + step * self.normal_vector(), h, v, letters)
+            self._rebuild(image=True, overlay=True)
             return
         index = int(np.clip(index, 0, sl.n_slices(self.orientation) - 1))
         if index == self.index:
@@ -128,16 +167,13 @@ class SliceView(QWidget):
             self._image = self._overlay = None
             self.update()
             return
+        if self.plane is not None:
+            self._rebuild_oblique(image, overlay)
+            return
         if image:
             vol = self.session.volume
             if vol is not None:
-                raw = sl.image(vol.array, self.orientation, self.index)
-                lo = self.window_centre - self.window_width / 2
-                scaled = (raw.astype(np.float32) - lo) * (255.0 / self.window_width)
-                grey = np.ascontiguousarray(np.clip(scaled, 0, 255).astype(np.uint8))
-                h, w = grey.shape
-                self._grey = grey
-                self._image = QImage(grey.data, w, h, w, QImage.Format.Format_Grayscale8)
+                self._set_grey(sl.image(vol.array, self.orientation, self.index))
             else:
                 self._image = None
         if overlay:
@@ -146,14 +182,67 @@ class SliceView(QWidget):
             if lm is not None:
                 if self._lut is None:
                     self._lut = self._label_lut()
-                labels = sl.image(np.asarray(lm.array), self.orientation, self.index)
-                rgba = np.ascontiguousarray(self._lut[labels])
-                h, w = labels.shape
-                self._rgba = rgba
-                self._overlay = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_ARGB32)
+                self._set_overlay(sl.image(np.asarray(lm.array), self.orientation, self.index))
             else:
                 self._overlay = None
+        self._version += 1
         self.update()
+
+    def _plane_points(self) -> tuple[np.ndarray, int]:
+        centre, h, v, _ = self.plane
+        spacing = min(self.session.slicer.geometry.spacing) / 2.0
+        s = np.arange(-self.plane_half_mm, self.plane_half_mm + 1e-9, spacing)
+        uu, ww = np.meshgrid(s, s[::-1])
+        return centre + uu[..., None] * h + ww[..., None] * v, len(s)
+
+    def _rebuild_oblique(self, image: bool, overlay: bool) -> None:
+        from surgtwin.planning.report_render import resample_plane
+
+        sl = self.session.slicer
+        centre, h, v, _ = self.plane
+        geom = sl.geometry
+        spacing = min(geom.spacing) / 2.0
+        if image:
+            vol = self.session.volume
+            if vol is not None:
+                raw = resample_plane(
+                    vol.array, geom.lps_to_index, centre, h, v, self.plane_half_mm, spacing
+                )
+                self._set_grey(raw)
+            else:
+                self._image = None
+        if overlay:
+            plan = self.session.plan
+            lm = plan.labelmap if plan is not None else None
+            if lm is not None:
+                if self._lut is None:
+                    self._lut = self._label_lut()
+                pts, n = self._plane_points()
+                ijk = np.rint(geom.lps_to_index(pts.reshape(-1, 3))).astype(np.int64)
+                size = np.array(geom.size)
+                inside = np.all((ijk >= 0) & (ijk < size), axis=1)
+                ijk = np.clip(ijk, 0, size - 1)
+                labels = np.asarray(lm.array)[ijk[:, 2], ijk[:, 1], ijk[:, 0]]
+                labels = np.where(inside, labels, 0).reshape(n, n).astype(np.uint8)
+                self._set_overlay(labels)
+            else:
+                self._overlay = None
+        self._version += 1
+        self.update()
+
+    def _set_grey(self, raw: np.ndarray) -> None:
+        lo = self.window_centre - self.window_width / 2
+        scaled = (raw.astype(np.float32) - lo) * (255.0 / self.window_width)
+        grey = np.ascontiguousarray(np.clip(scaled, 0, 255).astype(np.uint8))
+        h, w = grey.shape
+        self._grey = grey
+        self._image = QImage(grey.data, w, h, w, QImage.Format.Format_Grayscale8)
+
+    def _set_overlay(self, labels: np.ndarray) -> None:
+        rgba = np.ascontiguousarray(self._lut[labels])
+        h, w = labels.shape
+        self._rgba = rgba
+        self._overlay = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_ARGB32)
 
     # ---------------------------------------------------------------- geometry
 
@@ -162,9 +251,12 @@ class SliceView(QWidget):
         sl = self.session.slicer
         if sl is None:
             return QRectF(0, 0, self.width(), self.height())
-        ncol, nrow = sl.image_size(self.orientation)
-        sx, sy = sl.pixel_spacing(self.orientation)
-        wmm, hmm = ncol * sx, nrow * sy
+        if self.plane is not None:
+            wmm = hmm = 2 * self.plane_half_mm
+        else:
+            ncol, nrow = sl.image_size(self.orientation)
+            sx, sy = sl.pixel_spacing(self.orientation)
+            wmm, hmm = ncol * sx, nrow * sy
         scale = min(self.width() / wmm, self.height() / hmm) * self.zoom
         w, h = wmm * scale, hmm * scale
         x = (self.width() - w) / 2 + self.pan.x()
@@ -176,6 +268,11 @@ class SliceView(QWidget):
         if sl is None:
             return None
         r = self.image_rect()
+        if self.plane is not None:
+            centre, h, v, _ = self.plane
+            u = ((pos.x() - r.x()) / r.width() - 0.5) * 2 * self.plane_half_mm
+            w = (0.5 - (pos.y() - r.y()) / r.height()) * 2 * self.plane_half_mm
+            return centre + u * h + w * v
         ncol, nrow = sl.image_size(self.orientation)
         col = (pos.x() - r.x()) / r.width() * ncol - 0.5
         row = (pos.y() - r.y()) / r.height() * nrow - 0.5
@@ -185,6 +282,13 @@ class SliceView(QWidget):
         """Widget position of an LPS point and its distance from this slice's plane (mm)."""
         sl = self.session.slicer
         r = self.image_rect()
+        if self.plane is not None:
+            centre, h, v, _ = self.plane
+            d = np.asarray(point_lps, float) - centre
+            u, w = float(d @ h), float(d @ v)
+            x = r.x() + (u / (2 * self.plane_half_mm) + 0.5) * r.width()
+            y = r.y() + (0.5 - w / (2 * self.plane_half_mm)) * r.height()
+            return QPointF(x, y), float(d @ self.normal_vector())
         ncol, nrow = sl.image_size(self.orientation)
         col, row, depth = sl.lps_to_pixel(self.orientation, point_lps)
         x = r.x() + (col + 0.5) / ncol * r.width()
@@ -196,6 +300,8 @@ class SliceView(QWidget):
         sl = self.session.slicer
         if sl is None:
             return 1.0
+        if self.plane is not None:
+            return 2 * self.plane_half_mm / max(self.image_rect().width(), 1e-6)
         ncol, _ = sl.image_size(self.orientation)
         sx, _ = sl.pixel_spacing(self.orientation)
         return ncol * sx / max(self.image_rect().width(), 1e-6)
@@ -216,17 +322,31 @@ class SliceView(QWidget):
             p.end()
             return
         r = self.image_rect()
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
-        if self._image is not None:
-            p.drawImage(r, self._image)
-        if self._overlay is not None:
-            p.drawImage(r, self._overlay)
+        p.drawPixmap(r.topLeft(), self._scaled(r))
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         self._draw_crosshair(p)
         for overlay in list(self.overlays):
             overlay(p, self)
         self._draw_letters(p)
         p.end()
+
+    def _scaled(self, r: QRectF) -> QPixmap:
+        """The slice and its label overlay at the drawn size, cached until either changes
+        (while an implant is dragged only the overlays are redrawn)."""
+        key = (self._version, round(r.width()), round(r.height()))
+        if self._pixmap_key != key:
+            w, h = max(1, key[1]), max(1, key[2])
+            pix = QPixmap(w, h)
+            pix.fill(QColor(0, 0, 0))
+            painter = QPainter(pix)
+            target = QRectF(0, 0, w, h)
+            if self._image is not None:
+                painter.drawImage(target, self._image)
+            if self._overlay is not None:
+                painter.drawImage(target, self._overlay)
+            painter.end()
+            self._pixmap, self._pixmap_key = pix, key
+        return self._pixmap
 
     def _draw_crosshair(self, p: QPainter) -> None:
         pos, _ = self.lps_to_widget(self.session.cursor)
@@ -235,7 +355,7 @@ class SliceView(QWidget):
         p.drawLine(QPointF(0, pos.y()), QPointF(self.width(), pos.y()))
 
     def _draw_letters(self, p: QPainter) -> None:
-        left, right, top, bottom = self.axes.letters
+        left, right, top, bottom = self.plane[3] if self.plane is not None else self.axes.letters
         f = QFont(self.font())
         f.setPointSize(12)
         f.setBold(True)
@@ -250,15 +370,17 @@ class SliceView(QWidget):
         f.setBold(False)
         p.setFont(f)
         p.setPen(QColor(200, 200, 200))
-        axis = "xyz"[self.axes.normal]
-        n = self.session.slicer.n_slices(self.orientation)
-        oblique = " (nearest orthogonal)" if self.session.slicer.oblique else ""
-        p.drawText(
-            QRectF(6, 4, w - 12, 18),
-            Qt.AlignmentFlag.AlignLeft,
-            f"{self.orientation.capitalize()}{oblique}  {self.index + 1}/{n}  "
-            f"{axis} = {self.slice_position_mm():.1f} mm",
-        )
+        if self.plane is not None:
+            title = f"{self.orientation.capitalize()}-oblique along the implant"
+        else:
+            axis = "xyz"[self.axes.normal]
+            n = self.session.slicer.n_slices(self.orientation)
+            oblique = " (nearest orthogonal)" if self.session.slicer.oblique else ""
+            title = (
+                f"{self.orientation.capitalize()}{oblique}  {self.index + 1}/{n}  "
+                f"{axis} = {self.slice_position_mm():.1f} mm"
+            )
+        p.drawText(QRectF(6, 4, w - 12, 18), Qt.AlignmentFlag.AlignLeft, title)
         p.drawText(
             QRectF(6, h - 20, w - 12, 18),
             Qt.AlignmentFlag.AlignRight,

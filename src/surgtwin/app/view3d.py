@@ -25,7 +25,7 @@ from surgtwin.planning.checks import implant_samples
 __all__ = ["LOD_FACES", "View3D"]
 
 #: Surfaces with more triangles than this get a decimated copy shown while dragging.
-LOD_FACES = 40_000
+LOD_FACES = 15_000
 
 
 def _vtk_matrix(pose: np.ndarray) -> vtk.vtkMatrix4x4:
@@ -59,18 +59,23 @@ class View3D(QWidget):
         self.live = live
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.plotter = QtInteractor(self, auto_update=False)
+        # no multisampling: on software OpenGL it costs 3-4x per frame; surfaces are smooth-shaded
+        self.plotter = QtInteractor(self, auto_update=False, multi_samples=0)
+        self.plotter.interactor.frameSwapped.connect(self._on_frame)
         self.plotter.set_background("#101418", top="#2a3440")
         layout.addWidget(self.plotter.interactor)
         self.plotter.add_axes(xlabel="L", ylabel="P", zlabel="S", line_width=3)
         self._structure_actors: dict[str, tuple] = {}
+        self._lod_cache: dict[int, tuple[Mesh, Mesh]] = {}
+        self._lod_jobs: list = []
+        self._closed = False
         self._implant_actors: dict[str, vtk.vtkActor] = {}
         self._line_actor = None
         self._label_actor = None
         self.interacting = False
         self.frames = 0
         self.last_frame_s = 0.0
-        self._render_pending = False
+        self._last_swap = 0.0
         self._press_pos = None
         self._settle = QTimer(self)
         self._settle.setSingleShot(True)
@@ -87,16 +92,18 @@ class View3D(QWidget):
     # ---------------------------------------------------------------- rendering
 
     def request_render(self) -> None:
-        """Draw a frame at the next event-loop turn (requests in between merge)."""
-        if not self._render_pending:
-            self._render_pending = True
-            QTimer.singleShot(0, self.render_now)
+        """Draw a frame soon: Qt merges every request made before the next paint into one
+        (the widget renders in its paintGL; a render is never queued behind the mouse)."""
+        self.plotter.interactor.update()
 
     def render_now(self) -> None:
-        self._render_pending = False
-        t = time.perf_counter()
-        self.plotter.render()
-        self.last_frame_s = time.perf_counter() - t
+        """Draw a frame synchronously (screenshots, tests)."""
+        self.plotter.interactor.repaint()
+
+    def _on_frame(self) -> None:
+        now = time.perf_counter()
+        self.last_frame_s = now - self._last_swap if self._last_swap else 0.0
+        self._last_swap = now
         self.frames += 1
         self.rendered.emit()
 
@@ -136,7 +143,9 @@ class View3D(QWidget):
         self.request_render()
 
     def reset_camera(self) -> None:
-        """Anterior view: patient's left on the screen's right, superior up."""
+        """The surgeon's view of a posterior approach: from behind and a little above and to
+        the right (the patient's left is on the screen's left, as seen from behind; the
+        orientation marker's L/P/S axes say so), superior up."""
         plan = self.session.plan
         if plan is None or not self._structure_actors:
             self.plotter.reset_camera(render=False)
@@ -145,7 +154,8 @@ class View3D(QWidget):
         self.plotter.reset_camera(render=False)
         focal = np.array(cam.focal_point)
         dist = float(np.linalg.norm(np.array(cam.position) - focal))
-        cam.position = tuple(focal + np.array([0.0, -dist, 0.0]))
+        direction = np.array([-0.35, 1.0, 0.45])
+        cam.position = tuple(focal + dist * direction / np.linalg.norm(direction))
         cam.up = (0.0, 0.0, 1.0)
         self.plotter.reset_camera(render=False)
 
@@ -161,15 +171,61 @@ class View3D(QWidget):
             return
         props = dict(color=s.color, opacity=s.opacity, smooth_shading=True, render=False)
         full = self.plotter.add_mesh(_polydata(mesh), name=f"s:{name}", **props)
-        lod = None
+        full.SetVisibility(s.visible)
+        self._structure_actors[name] = (full, None, s.visible)
         if len(mesh.faces) > LOD_FACES:
-            small = decimate_mesh(mesh, 1.0 - LOD_FACES / len(mesh.faces))
-            lod = self.plotter.add_mesh(_polydata(small), name=f"lod:{name}", **props)
-            lod.SetVisibility(False)
-        full.SetVisibility(s.visible and not (self.interacting and lod is not None))
-        if lod is not None:
-            lod.SetVisibility(s.visible and self.interacting)
-        self._structure_actors[name] = (full, lod, s.visible)
+            small = self._lod_cache.get(id(mesh))
+            if small is not None and small[0] is mesh:
+                self._attach_lod(name, mesh, small[1])
+            else:
+                self._decimate_later(name, mesh)
+
+    def _decimate_later(self, name: str, mesh: Mesh) -> None:
+        """Make the drag-time copy of a large surface on a worker (seconds for a whole
+        spine); until it is ready, dragging shows the full surface."""
+        from surgtwin.app.workers import Job, start_job
+
+        def work(_progress, _cancel):
+            return decimate_mesh(mesh, 1.0 - LOD_FACES / len(mesh.faces))
+
+        job = Job(f"Display copy of {name}", work)
+        job.signals.finished.connect(lambda small: self._lod_ready(name, mesh, small))
+        self._lod_jobs.append(job)
+        job.signals.finished.connect(lambda _r: self._lod_jobs.remove(job))
+        job.signals.failed.connect(lambda _e, _t: self._lod_jobs.remove(job))
+        start_job(job)
+
+    def _lod_ready(self, name: str, mesh: Mesh, small: Mesh) -> None:
+        if self._closed:
+            return
+        self._lod_cache = {k: v for k, v in self._lod_cache.items() if v[0] is not mesh}
+        self._lod_cache[id(mesh)] = (mesh, small)
+        while len(self._lod_cache) > 16:
+            self._lod_cache.pop(next(iter(self._lod_cache)))
+        plan = self.session.plan
+        if plan is None or name not in plan.structures or name not in self._structure_actors:
+            return
+        s = plan.structures[name]
+        current = s.mesh
+        if current is None:
+            try:
+                current = self.session.geometry.mesh(s)
+            except Exception:
+                return
+        if current is not mesh:
+            return  # the surface changed meanwhile; its own copy is on the way
+        self._attach_lod(name, mesh, small)
+
+    def _attach_lod(self, name: str, mesh: Mesh, small: Mesh) -> None:
+        full, old, visible = self._structure_actors[name]
+        if old is not None:
+            self.plotter.remove_actor(old, render=False)
+        s = self.session.plan.structures[name]
+        props = dict(color=s.color, opacity=s.opacity, smooth_shading=True, render=False)
+        lod = self.plotter.add_mesh(_polydata(small), name=f"lod:{name}", **props)
+        full.SetVisibility(visible and not self.interacting)
+        lod.SetVisibility(visible and self.interacting)
+        self._structure_actors[name] = (full, lod, visible)
 
     def _remove_structure(self, name: str) -> None:
         actors = self._structure_actors.pop(name, None)
@@ -227,7 +283,6 @@ class View3D(QWidget):
                     self._add_implant(name)
                 else:
                     actor.SetUserMatrix(_vtk_matrix(np.asarray(new.pose)))
-            self._update_line()
         elif event.name in ("labelmap",):
             return
         else:
@@ -242,32 +297,51 @@ class View3D(QWidget):
             self._update_line()
         self.request_render()
 
+    def _make_line(self) -> None:
+        self._line_source = vtk.vtkLineSource()
+        mapper = vtk.vtkPolyDataMapper()
+        mapper.SetInputConnection(self._line_source.GetOutputPort())
+        self._line_actor = vtk.vtkActor()
+        self._line_actor.SetMapper(mapper)
+        self._line_actor.GetProperty().SetLineWidth(4)
+        self._line_actor.GetProperty().LightingOff()
+        self.plotter.renderer.AddActor(self._line_actor)
+        text = vtk.vtkBillboardTextActor3D()
+        prop = text.GetTextProperty()
+        prop.SetFontSize(16)
+        prop.SetBackgroundColor(0, 0, 0)
+        prop.SetBackgroundOpacity(0.6)
+        self.plotter.renderer.AddActor(text)
+        self._label_actor = text
+
     def _update_line(self) -> None:
-        """Join the current implant's closest point to the structure it comes closest to."""
-        for attr in ("_line_actor", "_label_actor"):
-            actor = getattr(self, attr)
-            if actor is not None:
-                self.plotter.remove_actor(actor, render=False)
-                setattr(self, attr, None)
+        """Join the current implant's closest point to the structure it comes closest to
+        (the actors are made once and updated in place while dragging)."""
+        if self._line_actor is None:
+            self._make_line()
         name = self.session.current_implant
         reading = self.live.worst(name) if name else None
         if reading is None:
+            self._line_actor.SetVisibility(False)
+            self._label_actor.SetVisibility(False)
             return
         a, b = reading.closest_implant, reading.closest_structure
         colour = STATUS_COLOURS[reading.status]
-        self._line_actor = self.plotter.add_mesh(
-            pv.Line(a, b), color=colour, line_width=4, name="clearance-line", render=False
-        )
-        text = vtk.vtkBillboardTextActor3D()
-        text.SetInput(f"{reading.structure}: {reading.text}")
-        mid = (a + b) / 2
-        text.SetPosition(*mid)
-        text.GetTextProperty().SetFontSize(16)
-        text.GetTextProperty().SetColor(*colour)
-        text.GetTextProperty().SetBackgroundColor(0, 0, 0)
-        text.GetTextProperty().SetBackgroundOpacity(0.6)
-        self.plotter.renderer.AddActor(text)
-        self._label_actor = text
+        self._line_source.SetPoint1(*a)
+        self._line_source.SetPoint2(*b)
+        self._line_actor.GetProperty().SetColor(*colour)
+        self._line_actor.SetVisibility(True)
+        self._label_actor.SetInput(f"{reading.structure}: {reading.text}")
+        self._label_actor.SetPosition(*((a + b) / 2))
+        self._label_actor.GetTextProperty().SetColor(*colour)
+        self._label_actor.SetVisibility(True)
+
+    @property
+    def clearance_label(self) -> str:
+        """The text shown next to the closest-point line ("" when hidden)."""
+        if self._label_actor is None or not self._label_actor.GetVisibility():
+            return ""
+        return self._label_actor.GetInput()
 
     # ---------------------------------------------------------------- picking
 
@@ -308,4 +382,7 @@ class View3D(QWidget):
         self.request_render()
 
     def close_plotter(self) -> None:
+        self._closed = True
+        for job in self._lod_jobs:
+            job.cancel()
         self.plotter.close()

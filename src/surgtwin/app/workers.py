@@ -7,6 +7,7 @@ meshes, fields); the ``done`` callback applies it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import traceback
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from PyQt6.QtCore import QObject, QRunnable, QThreadPool, pyqtSignal
 
 from surgtwin.errors import LoadCancelled
 
-__all__ = ["Job", "JobSignals", "start_job"]
+__all__ = ["Job", "JobSignals", "background_pool", "start_job"]
 
 
 class JobSignals(QObject):
@@ -56,21 +57,42 @@ class Job(QRunnable):
 
     def run(self) -> None:  # on a pool thread
         try:
-            result = self.fn(self.signals.progress.emit, self._cancel.is_set)
+            result = self.fn(self._progress, self._cancel.is_set)
         except LoadCancelled:
-            self.signals.cancelled.emit()
+            self._emit("cancelled")
         except BaseException as exc:  # every failure goes to the GUI's dialog
             if self._cancel.is_set():
-                self.signals.cancelled.emit()
+                self._emit("cancelled")
             else:
-                self.signals.failed.emit(exc, traceback.format_exc())
+                self._emit("failed", exc, traceback.format_exc())
         else:
             if self._cancel.is_set():
-                self.signals.cancelled.emit()
+                self._emit("cancelled")
             else:
-                self.signals.finished.emit(result)
+                self._emit("finished", result)
         finally:
             self.done.set()
+
+    def _progress(self, done: int, total: int) -> None:
+        self._emit("progress", int(done), int(total))
+
+    def _emit(self, name: str, *args) -> None:
+        # RuntimeError: the window that asked for the job is gone, nobody to tell
+        with contextlib.suppress(RuntimeError):
+            getattr(self.signals, name).emit(*args)
+
+
+_BACKGROUND: QThreadPool | None = None
+
+
+def background_pool() -> QThreadPool:
+    """One thread for the app's own upkeep (distance maps, display copies, autosave), so the
+    user's jobs on the global pool never wait behind it."""
+    global _BACKGROUND
+    if _BACKGROUND is None:
+        _BACKGROUND = QThreadPool()
+        _BACKGROUND.setMaxThreadCount(1)
+    return _BACKGROUND
 
 
 def start_job(job: Job, pool: QThreadPool | None = None) -> Job:

@@ -4,10 +4,12 @@ Two paths give the same answers (see docs/ARCHITECTURE.md, "The clearance engine
 
 * Live (while dragging): each structure has a :class:`~surgtwin.geometry.sdf.StructureField`
   (a signed distance map, negative inside) computed once; each implant has area-weighted
-  surface samples (:func:`surface_samples`) and interior samples computed once in its own
-  frame. Per pose the samples are moved by a 4x4 matrix and the field is interpolated:
-  the minimum is the clearance (negative: penetration depth), its argmin the closest point,
-  the weights of negative samples the breached area. Sub-millisecond for ~20k samples.
+  surface samples (:func:`surface_samples`) and interior cells (:func:`interior_cells`)
+  computed once in its own frame. Per pose the samples are moved by a 4x4 matrix and the field
+  is interpolated: the minimum is the clearance (negative: penetration depth), its argmin the
+  closest point, the weights of negative samples the breached area, and on penetration the
+  cells straddling the structure's surface are refined for the penetrating volume
+  (:meth:`InteriorCells.volume_inside`). Sub-millisecond for ~20k samples.
 * Exact (when the drag ends, and implant vs implant): python-fcl OBBRSS trees
   (:mod:`surgtwin.geometry.exact`).
 
@@ -31,7 +33,12 @@ import numpy as np
 
 from surgtwin.geometry.exact import implicit_distance, mesh_clearance
 from surgtwin.geometry.mesh import Mesh
-from surgtwin.geometry.samples import interior_samples, surface_samples
+from surgtwin.geometry.samples import (
+    InteriorCells,
+    interior_cells,
+    interior_samples,
+    surface_samples,
+)
 from surgtwin.geometry.sdf import StructureField, mesh_signed_distance
 
 __all__ = [
@@ -39,12 +46,14 @@ __all__ = [
     "Breach",
     "Clearance",
     "ImplantSamples",
+    "InteriorCells",
     "Purchase",
     "StructureField",
     "breach_grade",
     "distance_colours",
     "exact_clearance",
     "implant_clearance",
+    "interior_cells",
     "interior_samples",
     "live_clearance",
     "margin_status",
@@ -72,9 +81,12 @@ class ImplantSamples:
     points, weights : numpy.ndarray
         Surface samples (n, 3) mm and their areas (n,) mm^2 (see :func:`surface_samples`).
     interior, interior_weights : numpy.ndarray
-        Interior samples (m, 3) mm and their volumes (m,) mm^3 (see :func:`interior_samples`).
+        Interior samples (m, 3) mm and their volumes (m,) mm^3 (see :func:`interior_samples`;
+        from :meth:`from_mesh`: the centres of ``cells`` and the implant volume in each).
     axis : numpy.ndarray or None, shape (2, 3)
         Head and tip of the implant's axis (screws), own frame, mm.
+    cells : InteriorCells or None
+        The adaptive interior cells of the penetrating volume (:func:`interior_cells`).
     """
 
     mesh: Mesh
@@ -83,6 +95,7 @@ class ImplantSamples:
     interior: np.ndarray
     interior_weights: np.ndarray
     axis: np.ndarray | None = None
+    cells: InteriorCells | None = None
 
     @classmethod
     def from_mesh(
@@ -92,12 +105,12 @@ class ImplantSamples:
         interior_spacing_mm: float = 1.25,
         axis: np.ndarray | None = None,
     ) -> ImplantSamples:
-        """Sample an implant once (surface every ``spacing_mm``, interior every
+        """Sample an implant once (surface every ``spacing_mm``, interior cells of
         ``interior_spacing_mm``, both mm); ``axis`` = [head, tip] in the implant's frame."""
         pts, w = surface_samples(mesh, spacing_mm)
-        ipts, iw = interior_samples(mesh, interior_spacing_mm)
+        cells = interior_cells(mesh, interior_spacing_mm)
         ax = None if axis is None else np.asarray(axis, dtype=float).reshape(2, 3)
-        return cls(mesh, pts, w, ipts, iw, ax)
+        return cls(mesh, pts, w, cells.centres, cells.volumes, ax, cells)
 
     @property
     def area_mm2(self) -> float:
@@ -155,8 +168,8 @@ class Clearance:
     breached_area_mm2 : float
         Implant surface inside the structure, mm^2.
     penetrating_volume_mm3 : float
-        Implant volume inside the structure, mm^3 (interior samples inside; ``nan`` if the
-        implant has no interior samples).
+        Implant volume inside the structure, mm^3 (from the interior cells, see
+        :class:`InteriorCells`; ``nan`` if the implant has neither cells nor samples).
     collides : bool
         ``min_clearance_mm < 0``, or (exact path) the surfaces intersect.
     bounded : bool
@@ -200,17 +213,21 @@ def live_clearance(
     pose : numpy.ndarray, shape (4, 4), optional
         Implant frame to LPS mm (default identity).
     interior : (points (m, 3), weights (m,)), optional
-        Interior samples (mm, mm^3) for the penetrating volume, evaluated only on collision.
-        Without them the volume is estimated as ``0.5 * sum(area * depth)`` over the breached
-        samples (exact for a wedge-shaped intrusion, rough otherwise).
+        Interior samples (mm, mm^3) for the penetrating volume, evaluated only on collision
+        (the samples inside are counted). By default the :class:`ImplantSamples`' cells are
+        used (:meth:`InteriorCells.volume_inside`: refined where the structure's surface
+        crosses). Without either the volume is estimated as ``0.5 * sum(area * depth)`` over
+        the breached samples (exact for a wedge-shaped intrusion, rough otherwise).
 
     Returns
     -------
     Clearance
     """
+    cells = None
     if isinstance(samples, ImplantSamples):
         weights = samples.weights if weights is None else weights
-        if interior is None and len(samples.interior):
+        cells = samples.cells if interior is None else None
+        if interior is None and cells is None and len(samples.interior):
             interior = (samples.interior, samples.interior_weights)
         samples = samples.points
     pose = np.eye(4) if pose is None else np.asarray(pose, dtype=np.float64)
@@ -235,7 +252,9 @@ def live_clearance(
     area = float(weights[inside].sum()) if weights is not None else float("nan")
     volume = 0.0
     if dmin < 0:
-        if interior is not None:
+        if cells is not None:
+            volume = cells.volume_inside(lambda q: field.sample(q)[0], pose)
+        elif interior is not None:
             di = field.sample(_apply(pose, interior[0]))[0]
             volume = float(np.asarray(interior[1])[di < 0].sum())
         elif weights is not None:
@@ -277,7 +296,9 @@ def exact_clearance(
             structure_mesh,
             structure_pose,
             samples_a=(implant.points, implant.weights),
-            interior_a=(implant.interior, implant.interior_weights),
+            interior_a=implant.cells
+            if implant.cells is not None
+            else (implant.interior, implant.interior_weights),
         )
     else:
         r = mesh_clearance(implant, pose, structure_mesh, structure_pose)

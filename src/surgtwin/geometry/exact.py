@@ -9,8 +9,10 @@ queries", ICRA 2012) are built once per mesh and cached for the mesh object's li
 * Contact (``fcl.collide`` with contacts; or one surface wholly inside the other): fcl's
   mesh-mesh contacts carry no reliable penetration depth, so the depth, breached area and
   penetrating volume are computed from the exact signed distance to the structure's mesh
-  (``vtkImplicitPolyDataDistance``) at the implant's surface and interior samples: exact at the
-  samples, within the sample spacing of the true maximum depth.
+  (``vtkImplicitPolyDataDistance``) at the implant's surface samples and interior cells: the
+  depth exact at the samples (within the sample spacing of the true maximum), the volume
+  refined where the structure's surface crosses the cells (see
+  :class:`~surgtwin.geometry.samples.InteriorCells`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import fcl
 import numpy as np
 
 from surgtwin.geometry.mesh import Mesh
+from surgtwin.geometry.samples import InteriorCells
 from surgtwin.geometry.sdf import _implicit_distance, mesh_signed_distance
 
 __all__ = ["bvh_model", "mesh_clearance"]
@@ -69,7 +72,7 @@ def mesh_clearance(
     pose_b: np.ndarray | None = None,
     *,
     samples_a: tuple[np.ndarray, np.ndarray] | None = None,
-    interior_a: tuple[np.ndarray, np.ndarray] | None = None,
+    interior_a: tuple[np.ndarray, np.ndarray] | InteriorCells | None = None,
 ) -> dict:
     """Exact clearance of mesh A (posed) against mesh B (posed, default identity).
 
@@ -82,8 +85,9 @@ def mesh_clearance(
     samples_a : (points (n, 3), weights (n,)), optional
         A's surface samples in A's frame, mm and mm^2 (for the depth and breached area on
         contact; default: A's vertices with zero weight).
-    interior_a : (points (m, 3), weights (m,)), optional
-        A's interior samples in A's frame, mm and mm^3 (for the penetrating volume).
+    interior_a : InteriorCells or (points (m, 3), weights (m,)), optional
+        A's interior cells, or interior samples in A's frame (mm and mm^3, counted when
+        inside), for the penetrating volume.
 
     Returns
     -------
@@ -130,7 +134,11 @@ def mesh_clearance(
     closest_b = np.zeros(3)
     implicit.EvaluateFunctionAndGetClosestPoint(in_b[worst].tolist(), closest_b)
     volume = float("nan")
-    if interior_a is not None and len(interior_a[0]):
+    if isinstance(interior_a, InteriorCells):
+        volume = interior_a.volume_inside(
+            lambda q: mesh_signed_distance(mesh_b, q, implicit), a_to_b
+        )
+    elif interior_a is not None and len(interior_a[0]):
         di = mesh_signed_distance(mesh_b, _apply(a_to_b, np.asarray(interior_a[0])), implicit)
         volume = float(np.asarray(interior_a[1])[di < 0].sum())
     return {

@@ -30,7 +30,9 @@ For a target structure (a tumour) the quantities reported are:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import manifold3d as mf
 import numpy as np
@@ -43,6 +45,7 @@ __all__ = [
     "ResectionError",
     "Tool",
     "box_tool",
+    "make_tool",
     "margin_to_target",
     "mesh_to_manifold",
     "plane_tool",
@@ -74,11 +77,29 @@ class Tool:
         ``"plane"``, ``"box"``, ``"sphere"`` or ``"polygon"``.
     description : str
         A short plain description (for logs and plan reports).
+    inside : callable, optional
+        ``inside(points (n, 3) LPS mm) -> bool (n,)``: the exact shape's point test (the tool
+        factories give one); without it :meth:`contains` tests against the solid's surface.
     """
 
     solid: mf.Manifold
     kind: str
     description: str
+    inside: Callable[[np.ndarray], np.ndarray] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        """Which points (n, 3), LPS mm, lie inside the tool (the region it removes).
+
+        Points on the tool's boundary may fall either way.
+        """
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        if self.inside is not None:
+            return np.asarray(self.inside(pts), dtype=bool)
+        from surgtwin.geometry.sdf import mesh_signed_distance
+
+        return mesh_signed_distance(self.to_mesh(), pts) < 0
 
     def volume_mm3(self) -> float:
         """Volume of the tool solid in mm³."""
@@ -204,6 +225,7 @@ def plane_tool(point, normal, size: float = DEFAULT_TOOL_SIZE_MM) -> Tool:
         solid,
         "plane",
         f"plane through {np.round(p, 2).tolist()} mm, normal {np.round(n, 3).tolist()}",
+        lambda q: (q - p) @ n > 0.0,
     )
 
 
@@ -228,7 +250,12 @@ def box_tool(centre, size_xyz, rotation=None) -> Tool:
         raise ResectionError("the box rotation must be a proper rotation matrix")
     c = np.asarray(centre, dtype=float).reshape(3)
     solid = mf.Manifold.cube(tuple(size), True).transform(_affine(r, c))
-    return Tool(solid, "box", f"box {np.round(size, 2).tolist()} mm at {np.round(c, 2).tolist()}")
+
+    def inside(q: np.ndarray) -> np.ndarray:
+        return np.all(np.abs((q - c) @ r) < size / 2, axis=1)
+
+    desc = f"box {np.round(size, 2).tolist()} mm at {np.round(c, 2).tolist()}"
+    return Tool(solid, "box", desc, inside)
 
 
 def sphere_tool(centre, radius: float, segments: int = 128) -> Tool:
@@ -248,7 +275,13 @@ def sphere_tool(centre, radius: float, segments: int = 128) -> Tool:
         raise ResectionError(f"the sphere radius must be positive, got {radius} mm")
     c = np.asarray(centre, dtype=float).reshape(3)
     solid = mf.Manifold.sphere(float(radius), int(segments)).translate(tuple(c))
-    return Tool(solid, "sphere", f"sphere r={radius:g} mm at {np.round(c, 2).tolist()}")
+    r2 = float(radius) ** 2
+    return Tool(
+        solid,
+        "sphere",
+        f"sphere r={radius:g} mm at {np.round(c, 2).tolist()}",
+        lambda q: np.einsum("ij,ij->i", q - c, q - c) < r2,
+    )
 
 
 def polygon_tool(
@@ -303,7 +336,100 @@ def polygon_tool(
     prism = mf.Manifold.extrude(section, length).translate((0.0, 0.0, start))
     solid = prism.transform(_affine(frame, base))
     reach = "through" if depth is None else f"{depth:g} mm deep"
-    return Tool(solid, "polygon", f"{len(pts)}-point polygon, {section.area():.1f} mm², {reach}")
+
+    def inside(q: np.ndarray) -> np.ndarray:
+        local = (q - base) @ frame
+        within = (local[:, 2] > start) & (local[:, 2] < start + length)
+        return within & (_winding_2d(poly, local[:, :2]) != 0)
+
+    desc = f"{len(pts)}-point polygon, {section.area():.1f} mm², {reach}"
+    return Tool(solid, "polygon", desc, inside)
+
+
+def _winding_2d(polygon: np.ndarray, points: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """Winding numbers of 2-D points about a closed polygon (Sunday's crossing rule)."""
+    a = np.asarray(polygon, dtype=float)
+    b = np.roll(a, -1, axis=0)
+    out = np.zeros(len(points), dtype=np.int64)
+    for s in range(0, len(points), chunk):
+        p = points[s : s + chunk, None, :]
+        cross = (b[:, 0] - a[:, 0]) * (p[..., 1] - a[:, 1]) - (p[..., 0] - a[:, 0]) * (
+            b[:, 1] - a[:, 1]
+        )
+        up = (a[:, 1] <= p[..., 1]) & (b[:, 1] > p[..., 1]) & (cross > 0)
+        down = (a[:, 1] > p[..., 1]) & (b[:, 1] <= p[..., 1]) & (cross < 0)
+        out[s : s + chunk] = up.sum(axis=1) - down.sum(axis=1)
+    return out
+
+
+def _vector(parameters: Mapping[str, Any], key: str, n: int | None = 3) -> np.ndarray:
+    if key not in parameters:
+        raise ResectionError(f"the tool needs {key!r}")
+    try:
+        v = np.asarray(parameters[key], dtype=float)
+    except (TypeError, ValueError):
+        raise ResectionError(f"{key!r} must be numbers, not {parameters[key]!r}") from None
+    if (n is not None and v.shape != (n,)) or not np.isfinite(v).all():
+        raise ResectionError(f"{key!r} must be {n} finite numbers, not {parameters[key]!r}")
+    return v
+
+
+#: The parameters each tool kind takes (LPS mm), for :func:`make_tool` and error messages.
+TOOL_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "plane": ("point", "normal"),
+    "box": ("centre", "size", "rotation (optional 3x3)"),
+    "sphere": ("centre", "radius"),
+    "polygon": ("points", "direction", "depth (optional)", "view_up (optional)"),
+}
+
+
+def make_tool(kind: str, parameters: Mapping[str, Any]) -> Tool:
+    """A tool from plain data (as stored in a plan's cut record), LPS mm.
+
+    Parameters
+    ----------
+    kind : {"plane", "box", "sphere", "polygon"}
+    parameters : mapping
+        ``plane``: ``point`` (3), ``normal`` (3, towards the part removed); ``box``:
+        ``centre`` (3), ``size`` (3 edges, mm), optional ``rotation`` (3x3, box axes as
+        columns); ``sphere``: ``centre`` (3), ``radius`` (mm); ``polygon``: ``points``
+        (k x 3, LPS, or k x 2 screen mm), ``direction`` (3, the viewing direction), optional
+        ``depth`` (mm; absent or None: through everything) and ``view_up`` (3). Other keys are
+        ignored.
+
+    Raises
+    ------
+    ResectionError
+        Unknown kind, or a parameter missing or invalid.
+    """
+    if kind == "plane":
+        return plane_tool(_vector(parameters, "point"), _vector(parameters, "normal"))
+    if kind == "box":
+        rotation = parameters.get("rotation")
+        if rotation is not None:
+            rotation = np.asarray(rotation, dtype=float)
+            if rotation.shape not in ((3, 3), (4, 4)):
+                raise ResectionError("'rotation' must be a 3x3 matrix")
+        return box_tool(_vector(parameters, "centre"), _vector(parameters, "size"), rotation)
+    if kind == "sphere":
+        radius = _vector(parameters, "radius", None)
+        if radius.shape != ():
+            raise ResectionError(f"'radius' must be one number of mm, not {radius.tolist()}")
+        return sphere_tool(_vector(parameters, "centre"), float(radius))
+    if kind == "polygon":
+        points = _vector(parameters, "points", None)
+        depth = None if parameters.get("depth") is None else _vector(parameters, "depth", None)
+        if depth is not None and depth.shape != ():
+            raise ResectionError(f"'depth' must be one number of mm, not {depth.tolist()}")
+        up = parameters.get("view_up")
+        return polygon_tool(
+            points,
+            _vector(parameters, "direction"),
+            None if depth is None else float(depth),
+            view_up=None if up is None else _vector(parameters, "view_up"),
+        )
+    known = ", ".join(TOOL_PARAMETERS)
+    raise ResectionError(f"unknown cutting tool {kind!r} (tools: {known})")
 
 
 # --------------------------------------------------------------------------------------------

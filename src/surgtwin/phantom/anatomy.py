@@ -44,6 +44,7 @@ TISSUE_HU: dict[str, float] = {
     "cancellous_bone": 250.0,
     "cortical_bone": 1300.0,
     "marker": 2800.0,
+    "lesion": 40.0,
 }
 
 #: Standard deviation (HU) of the additive Gaussian noise.
@@ -266,6 +267,15 @@ FASCIA_RADII: tuple[float, float] = (135.0, 90.0)
 #: Left-right marker: dense bead in the subcutaneous fat, patient LEFT (+x) only.
 MARKER_CENTRE: Vec3 = (40.0, 52.5, 0.0)
 MARKER_RADIUS_MM = 3.0
+
+#: Lytic lesion (~40 HU soft tissue replacing bone) in the L4 vertebral body: a sphere in the
+#: anterior, caudal part of the body, wholly inside the cancellous bone (1 mm of cancellous bone
+#: left towards the anterior cortex and the inferior endplate), 2.3 mm from the body centre (which
+#: stays cancellous) and 1.5 mm from the surface of 6.5 mm screws along the ideal L4 trajectories.
+#: Anterior and away from the canal, it can be resected en bloc with a 5 mm margin (a box cut).
+LESION_LEVEL = "L4"
+LESION_CENTRE: Vec3 = (0.0, -30.5, -4.0)
+LESION_RADIUS_MM = 6.0
 
 
 @dataclass(frozen=True)
@@ -598,6 +608,7 @@ def render_noise_free(grid: Grid = GRID) -> np.ndarray:
     for vertebra in build_vertebrae():
         canvas.paint(vertebra.outer_sdf, vertebra.bounds(), t["cortical_bone"])
         canvas.paint(vertebra.inner_sdf, vertebra.bounds(), t["cancellous_bone"])
+    canvas.paint_shape(Sphere(LESION_CENTRE, LESION_RADIUS_MM), t["lesion"])
 
     canvas.paint_shape(canal, t["csf"])
     canvas.paint_shape(Sphere(MARKER_CENTRE, MARKER_RADIUS_MM), t["marker"])

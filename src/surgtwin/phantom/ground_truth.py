@@ -1,4 +1,4 @@
-"""Ground truth of the lumbar phantom in LPS mm: canal, bodies, ideal pedicle screw axes, volumes.
+"""Ground truth of the lumbar phantom in LPS mm: canal, bodies, ideal screw axes, lesion, volumes.
 
 Computed from the same shapes :mod:`surgtwin.phantom.anatomy` paints, so tests can assert exact
 distances and volumes against the rendered volume.
@@ -17,6 +17,9 @@ from surgtwin.phantom.anatomy import (
     BODY_CORTEX_MM,
     DISCS,
     GRID,
+    LESION_CENTRE,
+    LESION_LEVEL,
+    LESION_RADIUS_MM,
     MARKER_CENTRE,
     MARKER_RADIUS_MM,
     NOISE_SEED,
@@ -446,7 +449,16 @@ DEFINITIONS: dict[str, str] = {
         "and cortical bone on the outer surface; about 350 HU at the canal wall, where CSF is "
         "painted over the bone's ramp). Computed from the signed-distance shapes, not from the "
         "noisy voxels; see volume_method. bone.volume_mm3 measures all vertebrae as one "
-        "solid; they do not touch, so it equals the sum of bone.levels."
+        "solid; they do not touch, so it equals the sum of bone.levels. The lytic lesion inside "
+        "the L4 body (see 'lesion') counts as part of the vertebra, as a bone segmentation with "
+        "its enclosed cavities filled (SurgTwin's bone preset) counts it: the painted bone of L4 "
+        "is bone_volume_mm3 minus lesion.volume_mm3."
+    ),
+    "lesion": (
+        "A lytic lesion: a sphere of soft tissue (tissues_hu.lesion) replacing cancellous bone "
+        "in the vertebral body of 'level', wholly inside the cancellous bone "
+        "(cancellous_clearance_mm: the smallest distance, sampled over the sphere, from its "
+        "surface to the inner surface of the cortex). volume_mm3 = 4/3 * pi * radius^3."
     ),
     "body_volume_mm3": (
         "Volume of the vertebral body's elliptic cylinder minus the spinal canal, into which "
@@ -520,6 +532,38 @@ def _level_truth(vertebra: Vertebra, grid: Grid) -> dict[str, object]:
     }
 
 
+def lesion_truth() -> dict[str, object]:
+    """The lytic lesion of the phantom: level, centre and radius (LPS mm), volume (mm³), HU.
+
+    Raises
+    ------
+    RuntimeError
+        If the lesion is not wholly inside its vertebra's cancellous bone (by at least 0.5 mm).
+    """
+    vertebra = next(v for v in build_vertebrae() if v.spec.name == LESION_LEVEL)
+    # a Fibonacci lattice of directions: deterministic and even over the sphere
+    n = 4000
+    k = np.arange(n, dtype=np.float64) + 0.5
+    polar = np.arccos(1.0 - 2.0 * k / n)
+    azimuth = math.pi * (1.0 + math.sqrt(5.0)) * k
+    dirs = np.stack(
+        [np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], axis=1
+    )
+    pts = np.asarray(LESION_CENTRE) + LESION_RADIUS_MM * dirs
+    clearance = -float(vertebra.inner_sdf(pts[:, 0], pts[:, 1], pts[:, 2]).max())
+    if clearance < 0.5:
+        raise RuntimeError(f"the lesion reaches within {clearance:.2f} mm of the cortex")
+    return {
+        "level": LESION_LEVEL,
+        "centre": list(LESION_CENTRE),
+        "radius_mm": LESION_RADIUS_MM,
+        "volume_mm3": 4.0 / 3.0 * math.pi * LESION_RADIUS_MM**3,
+        "hu": TISSUE_HU["lesion"],
+        "location": "anterior, caudal, on the midline",
+        "cancellous_clearance_mm": clearance,
+    }
+
+
 def _bone_truth(
     vertebrae: Sequence[Vertebra], levels: dict[str, dict[str, object]], grid: Grid
 ) -> dict[str, object]:
@@ -549,8 +593,8 @@ def ground_truth(grid: Grid = GRID) -> dict[str, object]:
     dict
         Schema 1: ``image``, ``tissues_hu``, ``levels`` (L3-L5: body, canal, pedicles, ideal
         pedicle screws, bone and body volumes), ``bone`` (total volume), ``discs``,
-        ``canal_centreline``, ``canal`` (volume in the field of view), ``left_marker`` and the
-        definitions.
+        ``canal_centreline``, ``canal`` (volume in the field of view), ``lesion`` (the lytic
+        lesion in L4), ``left_marker`` and the definitions.
     """
     canal = build_canal()
     zs = [float(z) for z in grid.axis(2)[::2]]
@@ -595,6 +639,7 @@ def ground_truth(grid: Grid = GRID) -> dict[str, object]:
         "canal_centreline": [[0.0, 0.0, z] for z in zs],
         "canal_centreline_radii_mm": [[float(rx), float(ry)] for rx, ry in radii],
         "canal": {"volume_mm3": canal_volume(fov), "z_range": list(fov)},
+        "lesion": lesion_truth(),
         "left_marker": {
             "centre": list(MARKER_CENTRE),
             "radius_mm": MARKER_RADIUS_MM,

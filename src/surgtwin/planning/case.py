@@ -23,8 +23,13 @@ the ground truth's canal centres of every level (L3-L5), named :data:`CANAL_NAME
 Rebuilding from a saved plan
 ----------------------------
 :class:`CaseGeometry` gives each structure's signed distance field (label structures, from the
-label map's mask, refined near the stored surface) and surface mesh; fields are cached within
-the process, keyed by the label map's and the mesh's SHA-256 digests.
+label map's mask, refined near the stored surface) and surface mesh. Fields are keyed by the
+SHA-256 digests of the label map and the surface, the label value and the grid, and cached
+within the process and on disk (:mod:`surgtwin.geometry.field_cache`; the user cache folder,
+or ``$SURGTWIN_CACHE_DIR``), so that reopening a plan does not rebuild them. Building one
+reports progress and can be cancelled (``CaseGeometry.field(..., progress, cancel)``). A
+``CaseGeometry`` follows its plan: a label-map edit or a changed structure (a cut) makes it
+recompute what depends on them.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from surgtwin.errors import SurgTwinError
+from surgtwin.errors import LoadCancelled, SurgTwinError
+from surgtwin.geometry.field_cache import FieldCache, default_cache, field_key
 from surgtwin.geometry.mesh import Mesh
 from surgtwin.geometry.sdf import StructureField
 from surgtwin.planning.plan import CaseReference, Plan, Structure, labelmap_digest, mesh_digest
@@ -70,6 +76,9 @@ GROUND_TRUTH = "ground_truth.json"
 _FIELD_CACHE_SIZE = 16
 
 ProgressFn = Callable[[int, int], None]
+CancelFn = Callable[[], bool]
+#: Margin (mm) of the fields the checks use around each structure.
+FIELD_MARGIN_MM = 10.0
 
 
 class CaseError(SurgTwinError):
@@ -191,6 +200,7 @@ def build_plan(
     critical: Sequence[CriticalRequest] | None = None,
     smooth_iterations: int = 20,
     progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
     name: str = "Plan",
 ) -> Plan:
     """A new plan from one series: presets, critical structures and their surfaces.
@@ -213,6 +223,9 @@ def build_plan(
         Windowed-sinc smoothing of the label surfaces.
     progress : callable, optional
         ``progress(done, total)`` while loading.
+    cancel : callable, optional
+        Returns True to stop: checked while loading and between the segmentation and
+        surface steps.
 
     Returns
     -------
@@ -225,7 +238,14 @@ def build_plan(
     SurgTwinError
         The series cannot be loaded, a preset finds nothing, a seed is outside the volume, a
         mesh file cannot be read, or a structure name is used twice.
+    LoadCancelled
+        ``cancel()`` returned True.
     """
+
+    def check_cancel() -> None:
+        if cancel is not None and cancel():
+            raise LoadCancelled("building the plan was cancelled")
+
     from surgtwin.geometry.mesh_import import import_mesh
     from surgtwin.geometry.surface import labelmap_to_meshes
     from surgtwin.imaging import load
@@ -237,9 +257,10 @@ def build_plan(
     names = [r.name.lower() for r in critical]
     if len(set(names)) != len(names):
         raise CaseError("two structures have the same name")
-    volume = load(series_path, uid=series_uid, progress=progress)
+    volume = load(series_path, uid=series_uid, progress=progress, cancel=cancel)
     labelmap = LabelMap.for_volume(volume)
     for key in presets:
+        check_cancel()
         apply_preset(labelmap, volume, key)
     taken = {n.lower() for n in labelmap.names()}
     for req in critical:
@@ -247,6 +268,7 @@ def build_plan(
             raise CaseError(f"a structure named {req.name!r} exists already (from a preset)")
     mesh_structures: list[Structure] = []
     for req in critical:
+        check_cancel()
         if req.mesh_path is not None:
             mesh = import_mesh(req.mesh_path, "LPS", name=req.name, role=req.role)
             if len(mesh.faces) == 0:
@@ -261,7 +283,9 @@ def build_plan(
         if edit is None or labelmap.voxel_count(label.value) == 0:
             raise CaseError(f"structure {req.name!r}: the grown region lies wholly in other labels")
     values = [v for v in sorted(labelmap.labels) if labelmap.voxel_count(v)]
-    meshes = labelmap_to_meshes(labelmap, values, smooth_iterations=smooth_iterations)
+    meshes = labelmap_to_meshes(
+        labelmap, values, smooth_iterations=smooth_iterations, cancel=cancel
+    )
     info = volume.info
     case = CaseReference(
         study_uid=info.study_uid,
@@ -281,18 +305,15 @@ def build_plan(
 
 # ---------------------------------------------------------------------- from a saved plan
 
-_FIELDS: OrderedDict[tuple, StructureField] = OrderedDict()
+_FIELDS: OrderedDict[str, StructureField] = OrderedDict()
+_DEFAULT = "default"
 
 
-def _cached_field(key: tuple, make: Callable[[], StructureField]) -> StructureField:
-    field = _FIELDS.get(key)
-    if field is None:
-        field = make()
-        _FIELDS[key] = field
-        while len(_FIELDS) > _FIELD_CACHE_SIZE:
-            _FIELDS.popitem(last=False)
-    else:
-        _FIELDS.move_to_end(key)
+def _remember(key: str, field: StructureField) -> StructureField:
+    _FIELDS[key] = field
+    _FIELDS.move_to_end(key)
+    while len(_FIELDS) > _FIELD_CACHE_SIZE:
+        _FIELDS.popitem(last=False)
     return field
 
 
@@ -302,13 +323,32 @@ class CaseGeometry:
     Parameters
     ----------
     plan : Plan
-        A plan (built or loaded); its label map and structures are read, never changed.
+        A plan (built or loaded); its label map and structures are read, never changed. The
+        geometry listens to the plan's events and forgets what a label-map edit or a changed
+        structure makes stale.
+    cache : FieldCache or None, optional
+        The on-disk cache of fields (default: :func:`~surgtwin.geometry.field_cache.
+        default_cache`, the user cache folder); None keeps fields in memory only.
     """
 
-    def __init__(self, plan: Plan):
+    def __init__(self, plan: Plan, cache: FieldCache | str | None = _DEFAULT):
         self.plan = plan
+        self._cache = cache
         self._digest: str | None = None
         self._meshes: dict[str, Mesh] = {}
+        plan.events.connect(self._on_plan_event)  # held weakly: no need to disconnect
+
+    def _on_plan_event(self, event) -> None:
+        if event.name in ("labelmap", "labelmap_voxels"):
+            self._digest = None
+            self._meshes.clear()
+        elif event.name == "structures":
+            self._meshes.clear()
+
+    @property
+    def disk_cache(self) -> FieldCache | None:
+        """The on-disk field cache in use (None: none)."""
+        return default_cache() if self._cache == _DEFAULT else self._cache  # type: ignore[return-value]
 
     def structure(self, name: str) -> Structure:
         """A structure by name (case-insensitive); CaseError names the known ones."""
@@ -349,28 +389,88 @@ class CaseGeometry:
             self._meshes[structure.name] = mesh
         return mesh
 
-    def field(self, structure: Structure) -> StructureField | None:
-        """The signed distance field (mm, negative inside) of a label structure; None for a
-        mesh structure or an empty label. Cached within the process."""
+    def field_key(self, structure: Structure) -> str | None:
+        """The cache key of a label structure's field (None for a mesh structure): a digest of
+        the label map's voxels and grid, the label value, the surface and the build margin."""
         lm = self.plan.labelmap
         if structure.source != "label" or lm is None:
             return None
         if self._digest is None:
             self._digest = labelmap_digest(lm)
+        g = lm.geometry
         surface = structure.mesh
-        key = (
+        return field_key(
+            "structure-field",
             self._digest,
-            structure.label_value,
+            [int(v) for v in g.shape],
+            [float(v) for v in g.spacing],
+            [float(v) for v in g.origin],
+            np.asarray(g.direction, dtype=float).ravel().tolist(),
+            int(structure.label_value or 0),
             None if surface is None else mesh_digest(surface),
+            FIELD_MARGIN_MM,
         )
 
-        def make() -> StructureField:
-            mask = self.mask(structure)
-            assert mask is not None
-            return StructureField.from_mask(mask, lm.geometry, surface=surface, name=structure.name)
+    def field(
+        self,
+        structure: Structure,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> StructureField | None:
+        """The signed distance field (mm, negative inside) of a label structure; None for a
+        mesh structure or an empty label.
 
-        mask_any = bool(np.any(np.asarray(lm.array) == structure.label_value))
-        return _cached_field(key, make) if mask_any else None
+        Cached within the process and on disk (see the module notes); a build takes up to tens
+        of seconds for a large bone.
+
+        Parameters
+        ----------
+        structure : Structure
+        progress : callable, optional
+            ``progress(done, total)`` while building (once, ``total`` of ``total``, on a
+            cache hit).
+        cancel : callable, optional
+            Returns True to stop the build (:class:`~surgtwin.errors.LoadCancelled`).
+
+        Raises
+        ------
+        LoadCancelled
+            ``cancel()`` returned True; nothing is cached.
+        """
+        key = self.field_key(structure)
+        if key is None:
+            return None
+        lm = self.plan.labelmap
+        assert lm is not None
+        field = _FIELDS.get(key)
+        if field is not None:
+            _FIELDS.move_to_end(key)
+            return field
+        mask = self.mask(structure)
+        assert mask is not None
+        if not mask.any():
+            return None
+        disk = self.disk_cache
+        surface = structure.mesh
+        if disk is not None:
+            field = disk.get(key, surface)
+            if field is not None:
+                if progress is not None:
+                    progress(1, 1)
+                return _remember(key, field)
+        field = StructureField.from_mask(
+            mask,
+            lm.geometry,
+            FIELD_MARGIN_MM,
+            surface=surface,
+            name=structure.name,
+            progress=progress,
+            cancel=cancel,
+        )
+        if disk is not None:
+            disk.put(key, field)
+        return _remember(key, field)
 
 
 # ---------------------------------------------------------------------- implants

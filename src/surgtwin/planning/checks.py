@@ -23,16 +23,17 @@ For every implant of a plan (:func:`check_plan`):
 ``penetration_mm`` is ``max(0, -min_clearance_mm)``. A plan passes (:attr:`PlanReport.passed`)
 when no row has status ``fail`` and no resection leaves a target behind.
 
-Resections (:func:`cut_structure`) cut a structure's surface with a plane and store the removed
-and remaining volumes (mm³) in the plan's :class:`~surgtwin.planning.plan.Cut`; with a target
-structure in the plan also whether it is fully removed and the margin around it (mm).
+Resections: :func:`cut_structure` (from :mod:`surgtwin.planning.cuts`) prepares an undoable
+cut of a structure with a plane, box, sphere or polygon; once done, the structure's surface and
+label voxels are the remaining part, so the checks see the cut structure, and the plan's
+:class:`~surgtwin.planning.plan.Cut` records the removed and remaining volumes (mm³); with a
+target structure in the plan also whether it is fully removed and the margin around it (mm).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,12 +42,14 @@ import numpy as np
 from surgtwin.errors import SurgTwinError
 from surgtwin.geometry import clearance as C
 from surgtwin.planning.case import CaseError, CaseGeometry
+from surgtwin.planning.cuts import CutStructure, cut_structure, plane_cut
 from surgtwin.planning.implants import USER_STL, ImplantSpec
-from surgtwin.planning.plan import Cut, Implant, Plan, Structure
+from surgtwin.planning.plan import Implant, Plan, Structure
 
 __all__ = [
     "EXACT_ALWAYS_PAIRS",
     "EXACT_BAND_MM",
+    "CutStructure",
     "ImplantReport",
     "PlanReport",
     "ResectionReport",
@@ -56,6 +59,7 @@ __all__ = [
     "entry_and_tip",
     "implant_samples",
     "is_screw",
+    "plane_cut",
 ]
 
 #: Live clearances this close (mm) to 0 or to the margin are confirmed by the exact path.
@@ -324,88 +328,3 @@ def check_plan(plan: Plan, geometry: CaseGeometry | None = None) -> PlanReport:
         for cut in plan.cuts.values()
     ]
     return PlanReport(reports, resections)
-
-
-# ---------------------------------------------------------------------- resections
-
-
-def cut_structure(
-    plan: Plan,
-    structure: str,
-    point: Sequence[float],
-    normal: Sequence[float],
-    *,
-    name: str | None = None,
-    geometry: CaseGeometry | None = None,
-) -> Cut:
-    """Cut a structure's surface with a plane and add the cut (with its volumes) to the plan.
-
-    Parameters
-    ----------
-    plan : Plan
-    structure : str
-        The structure's name (case-insensitive).
-    point, normal : sequence of 3 float
-        A point on the plane (LPS mm) and the normal, pointing into the part removed.
-    name : str, optional
-        The cut's name (default ``"Cut <n>"``).
-    geometry : CaseGeometry, optional
-
-    Returns
-    -------
-    Cut
-        ``parameters``: ``point``, ``normal``, ``structure_mm3``, ``removed_mm3``,
-        ``remaining_mm3`` (mm³), ``margin_mm`` (smallest margin around the plan's target
-        structures, mm; None without targets) and ``target_removed`` (None without targets).
-
-    Raises
-    ------
-    CaseError
-        Unknown structure, name in use, or the plane misses the structure.
-    ResectionError
-        The surface cannot be cut (not closed, bad normal).
-    """
-    from surgtwin.geometry.resection import (
-        margin_to_target,
-        plane_tool,
-        resect,
-        target_fully_removed,
-    )
-
-    geo = geometry or CaseGeometry(plan)
-    s = geo.structure(structure)
-    if name is None:
-        n = len(plan.cuts) + 1
-        while f"Cut {n}" in plan.cuts:
-            n += 1
-        name = f"Cut {n}"
-    elif name in plan.cuts:
-        raise CaseError(f"a cut named {name!r} exists already")
-    mesh = geo.mesh(s)
-    res = resect(mesh, plane_tool(point, normal))
-    if res.resected_mm3 <= 0.0:
-        raise CaseError(f"the plane does not cut structure {s.name!r}: nothing would be removed")
-    targets = [t for t in plan.structures.values() if t.role == "target" and t.name != s.name]
-    removed: bool | None = None
-    margin: float | None = None
-    if targets:
-        removed = all(target_fully_removed(res.remaining, geo.mesh(t)) for t in targets)
-        margin = min(margin_to_target(res.remaining, geo.mesh(t)) for t in targets)
-        margin = None if not math.isfinite(margin) else margin
-    cut = Cut(
-        name,
-        s.name,
-        "plane",
-        {
-            "point": [float(v) for v in point],
-            "normal": [float(v) for v in normal],
-            "structure_mm3": abs(mesh.volume_mm3()),
-            "removed_mm3": res.resected_mm3,
-            "remaining_mm3": res.remaining_mm3,
-            "margin_mm": margin,
-            "target_removed": removed,
-            "targets": [t.name for t in targets],
-        },
-    )
-    plan.cuts.add(cut)
-    return cut

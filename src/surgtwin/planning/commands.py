@@ -322,17 +322,32 @@ class SetNote(_PlanCommand):
         return SMALL_COMMAND_BYTES + 4 * (len(self.text) + len(self.old or ""))
 
 
+#: Label properties that the label's structure (``source="label"``) follows.
+LABEL_FOLLOWED = ("name", "color", "visible", "opacity")
+
+
 class LabelEditCommand(_PlanCommand):
     """A segmentation edit on the plan's label map, as one undo step.
 
     The edit is normally already applied (:meth:`LabelMap.change` applies it and returns the
     record); :meth:`do` re-applies it, which changes nothing then, and is the redo.
 
+    When the edit renames, recolours, hides or shows a label (or changes its opacity), the
+    plan's structures of that label (``source="label"``, same ``label_value``) follow in the
+    same step (:data:`LABEL_FOLLOWED`), and cuts naming a renamed structure are renamed with
+    it; undo restores the records exactly.
+
     Parameters
     ----------
     plan : Plan
         Its :attr:`~surgtwin.planning.plan.Plan.labelmap` is the map the edit was made on.
     edit : LabelEdit
+
+    Raises
+    ------
+    ValueError
+        From :meth:`do`: a renamed label's structure would take the name of another structure
+        (the label edit is then undone as well, so the plan stays as it was).
     """
 
     def __init__(self, plan: Plan, edit: LabelEdit):
@@ -341,20 +356,71 @@ class LabelEditCommand(_PlanCommand):
             raise ValueError("the plan has no label map to edit")
         self.edit = edit
         self.name = edit.name
+        # (collection, record before, record after, index) of the records that followed
+        self._followed: list[tuple[str, Any, Any, int]] = []
 
     def do(self) -> None:
         assert self.plan.labelmap is not None
         self.plan.labelmap.redo(self.edit)
+        try:
+            self._followed = self._follow_labels()
+            for collection, old, new, index in self._followed:
+                _put(getattr(self.plan, collection), old, new, index)
+        except BaseException:
+            self.plan.labelmap.undo(self.edit)
+            raise
         self.plan.labelmap_edited(self.edit.box)
 
     def undo(self) -> None:
         assert self.plan.labelmap is not None
+        for collection, old, new, index in reversed(self._followed):
+            _put(getattr(self.plan, collection), new, old, index)
         self.plan.labelmap.undo(self.edit)
         self.plan.labelmap_edited(self.edit.box)
+
+    def _follow_labels(self) -> list[tuple[str, Any, Any, int]]:
+        """The structure (and cut) records to replace so that they follow the label table."""
+        before, after = self.edit.labels_before, self.edit.labels_after
+        out: list[tuple[str, Any, Any, int]] = []
+        renamed: dict[str, str] = {}
+        for value in before.keys() & after.keys():
+            changes = {
+                f: getattr(after[value], f)
+                for f in LABEL_FOLLOWED
+                if getattr(after[value], f) != getattr(before[value], f)
+            }
+            if not changes:
+                continue
+            for key, s in list(self.plan.structures.items()):
+                if s.source != "label" or s.label_value != value:
+                    continue
+                new = dataclasses.replace(s, **changes)
+                if new.name != s.name:
+                    if new.name in self.plan.structures or new.name in renamed.values():
+                        raise ValueError(
+                            f"cannot rename {s.name!r} to {new.name!r}: the plan has a "
+                            "structure of that name"
+                        )
+                    renamed[s.name] = new.name
+                out.append(("structures", s, new, self.plan.structures.index(key)))
+        for key, cut in self.plan.cuts.items():
+            if cut.structure in renamed:
+                new_cut = dataclasses.replace(cut, structure=renamed[cut.structure])
+                out.append(("cuts", cut, new_cut, self.plan.cuts.index(key)))
+        return out
 
     @property
     def nbytes(self) -> int:
         return SMALL_COMMAND_BYTES + self.edit.nbytes
+
+
+def _put(records: Any, old: Any, new: Any, index: int) -> None:
+    """Replace ``old`` by ``new`` in a record collection, at ``index`` when the name changes."""
+    if old.name == new.name:
+        records.replace(new)
+    else:
+        records.remove(old.name)
+        records.add(new, index)
 
 
 class CompoundCommand(_PlanCommand):
@@ -465,6 +531,13 @@ class CommandStack:
         was = self.is_clean
         self._saved = len(self._undo)
         self.events.emit("clean", was, True)
+
+    def set_unsaved(self) -> None:
+        """Mark the plan as not saved in any state of the history (e.g. recovered from an
+        autosave): it stays dirty until :meth:`set_clean`, whatever is undone."""
+        was = self.is_clean
+        self._saved = None
+        self.events.emit("clean", was, False)
 
     def _changed(self, was_clean: bool, before: tuple[list[str], list[str]]) -> None:
         self.revision += 1

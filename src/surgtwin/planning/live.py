@@ -25,6 +25,10 @@ __all__ = ["GUARDED_ROLES", "LiveReading", "live_readings", "needed_structures",
 GUARDED_ROLES = ("critical", "target")
 
 
+def _apply(pose: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return points @ pose[:3, :3].T + pose[:3, 3]
+
+
 @dataclass(frozen=True)
 class LiveReading:
     """One implant against one structure, live.
@@ -131,7 +135,22 @@ def live_readings(
             exit_depth = float(breach.bone_exit_depth_mm)
             value = -exit_depth if exit_depth > 0 else 0.0
             grade = C.breach_grade(max(exit_depth, deepest))
-            c = C.live_clearance(fld, samples, pose=pose)
+            head = _apply(pose, samples.axis[:1])[0]
+            out.append(
+                LiveReading(
+                    s.name,
+                    s.role,
+                    value,
+                    "ok",
+                    float(s.margin_mm or 0.0),
+                    False,
+                    grade,
+                    head,
+                    head.copy(),
+                    False,
+                )
+            )
+            continue
         else:
             c = C.live_clearance(fld, samples, pose=pose)
             value, grade = float(c.min_clearance_mm), None

@@ -6,6 +6,8 @@ Layout (schema version 1)::
     meshes/<n>.vtp          surfaces of mesh structures (VTK XML PolyData, float64 LPS mm)
     labelmap.seg.nrrd       the label map (3D Slicer segmentation, LPS), if it has voxels
     dicom/<n>_<file>        copies of the source DICOM files, only when asked
+    extra/<name>            other small members of other SurgTwin layers (e.g. the training
+                            mode's attempt record), only when given; the plan ignores them
 
 ``plan.json`` is ``{"format": "surgtwin-plan", "schema_version": 1, "created_by": ...,
 "plan": Plan.to_dict()}`` where each mesh entry also names its ``file`` and the label map entry
@@ -60,6 +62,7 @@ __all__ = [
     "PlanFileError",
     "find_recoverable",
     "load_plan",
+    "read_extra_member",
     "save_plan",
 ]
 
@@ -69,6 +72,8 @@ SUFFIX = ".surgplan"
 AUTOSAVE_SUFFIX = ".autosave" + SUFFIX
 PLAN_JSON = "plan.json"
 LABELMAP_MEMBER = "labelmap.seg.nrrd"
+EXTRA_PREFIX = "extra/"
+_EXTRA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 
 class PlanFileError(SurgTwinError):
@@ -140,6 +145,7 @@ def save_plan(
     path: str | os.PathLike,
     *,
     dicom_files: Sequence[str | os.PathLike] = (),
+    extra: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Write ``plan`` to a ``.surgplan`` file, atomically (the old file stays until complete).
 
@@ -151,6 +157,9 @@ def save_plan(
     dicom_files : sequence of path, optional
         DICOM files to copy into the plan under ``dicom/`` (only when the user asks: they carry
         patient identifiers). Their member names are recorded in the case reference.
+    extra : mapping of str to bytes, optional
+        Further members ``extra/<name>`` (names of letters, digits, ``.``, ``_``, ``-``) that
+        other layers read back with :func:`read_extra_member`; :func:`load_plan` ignores them.
 
     Returns
     -------
@@ -159,9 +168,12 @@ def save_plan(
     Raises
     ------
     PlanFileError
-        The file or a DICOM file cannot be written/read.
+        The file or a DICOM file cannot be written/read, or an extra member's name is invalid.
     """
     path = Path(path)
+    for name in extra or {}:
+        if not _EXTRA_NAME.match(name):
+            raise PlanFileError(f"invalid extra member name {name!r}", path)
     doc = plan.to_dict()
     members: list[tuple[str, bytes, int]] = []
     for n, (entry, structure) in enumerate(
@@ -205,6 +217,8 @@ def save_plan(
         zf.writestr(PLAN_JSON, text)
         for member, data, method in members:
             zf.writestr(member, data, compress_type=method)
+        for name, data in (extra or {}).items():
+            zf.writestr(EXTRA_PREFIX + name, bytes(data), compress_type=zipfile.ZIP_DEFLATED)
     return path
 
 
@@ -471,6 +485,51 @@ def load_plan(path: str | os.PathLike, *, limits: Limits | None = None) -> Plan:
         raise PlanFileError(f"plan.json is not valid: {exc}", path) from None
 
 
+def read_extra_member(
+    path: str | os.PathLike,
+    name: str,
+    *,
+    max_bytes: int = 64 << 20,
+    limits: Limits | None = None,
+) -> bytes | None:
+    """The bytes of the member ``extra/<name>`` of a plan file, or None when it has none.
+
+    The archive is checked as by :func:`load_plan` (hostile names, sizes, zip bombs).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    name : str
+        As given to :func:`save_plan`'s ``extra``.
+    max_bytes : int
+        Largest size of the member accepted (bytes).
+    limits : Limits, optional
+
+    Raises
+    ------
+    PlanFileError
+        The file is missing, damaged or hostile, or the member is larger than ``max_bytes``.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            archive = _Archive(zf, path, limits or Limits())
+            info = archive.members.get(EXTRA_PREFIX + name)
+            if info is None:
+                return None
+            if info.file_size > max_bytes:
+                archive.fail(f"member {info.filename!r} is larger than {max_bytes} bytes")
+            return archive.read(info.filename)
+    except PlanFileError:
+        raise
+    except FileNotFoundError:
+        raise PlanFileError("the file does not exist", path) from None
+    except OSError as exc:
+        raise PlanFileError(f"cannot read the file: {exc.strerror or exc}", path) from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
+        raise PlanFileError(f"the file is damaged or not a plan file (zip: {exc})", path) from None
+
+
 def _build(doc: Mapping[str, Any], archive: _Archive) -> Plan:
     case = CaseReference.from_dict(doc["case"])
     labelmap = None if doc.get("labelmap") is None else _read_labelmap(archive, doc["labelmap"])
@@ -543,13 +602,22 @@ class Autosaver:
         pathlib.Path or None
             The file written, or None when nothing was written.
         """
-        if self.stack.is_clean or self.stack.revision == self._last_revision:
-            return None
-        if self._last_time is not None and now - self._last_time < self.interval_s:
+        if not self.due(now):
             return None
         path = save_plan(self.plan, self.path)
-        self._last_time, self._last_revision = now, self.stack.revision
+        self.mark_saved(now)
         return path
+
+    def due(self, now: float) -> bool:
+        """Whether an autosave is due at time ``now`` (seconds): the plan is dirty, changed
+        since the last autosave, and ``interval_s`` passed since then."""
+        if self.stack.is_clean or self.stack.revision == self._last_revision:
+            return False
+        return self._last_time is None or now - self._last_time >= self.interval_s
+
+    def mark_saved(self, now: float) -> None:
+        """Record an autosave of the current revision made at ``now`` (by whoever wrote it)."""
+        self._last_time, self._last_revision = now, self.stack.revision
 
     def discard(self) -> None:
         """Remove the autosave (after a real save, or when the user closes without saving)."""

@@ -192,7 +192,7 @@ def resample_plane(
     base = np.clip(np.floor(ijk).astype(int), 0, np.maximum(shape - 2, 0))
     frac = np.clip(ijk - base, 0.0, 1.0)
     out = np.zeros(len(ijk))
-    data = np.asarray(array, dtype=np.float32)
+    data = np.asarray(array)  # gathered per corner below: no float copy of the whole volume
     for di in (0, 1):
         for dj in (0, 1):
             for dk in (0, 1):

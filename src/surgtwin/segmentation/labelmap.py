@@ -234,6 +234,7 @@ class LabelMap:
         mode: str = "set",
         overwrite: bool = True,
         label: Label | None = None,
+        apply: bool = True,
     ) -> LabelEdit | None:
         """Change the voxels of one label and return the undo record (``None`` if nothing changed).
 
@@ -254,6 +255,9 @@ class LabelMap:
             Whether ``set``/``add`` may take voxels from other labels.
         label : Label, optional
             A new or updated label definition to store with the edit.
+        apply : bool
+            Apply the edit now (default). ``False`` only prepares the record, leaving the map
+            as it is: apply it later with :meth:`redo` (e.g. as part of a larger undo step).
         """
         if box is None:
             box = (
@@ -299,7 +303,8 @@ class LabelMap:
             labels_before=labels_before,
             labels_after=labels_after,
         )
-        self.redo(edit)
+        if apply:
+            self.redo(edit)
         return edit
 
     def set_labels(self, name: str, labels: dict[int, Label]) -> LabelEdit:

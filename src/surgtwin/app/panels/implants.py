@@ -132,9 +132,8 @@ class MoveTool:
             pose[:3, 3] += lps - self.start
         else:
             entry, tip = entry_and_tip(record.with_pose(self.start_pose))
-            target = lps.copy()
-            normal = view.axes.normal
-            target[normal] = tip[normal]  # turn in the view's plane
+            n = view.normal_vector()
+            target = lps - float((lps - tip) @ n) * n  # turn in the view's plane
             if np.linalg.norm(target - entry) < 1.0:
                 return True
             length = float(np.linalg.norm(tip - entry))
@@ -199,6 +198,7 @@ class ImplantsPanel(QWidget):
         self.deleteButton.clicked.connect(self.delete_current)
         self.sizeButton.clicked.connect(self.apply_size)
         self.implantList.currentItemChanged.connect(self._list_selected)
+        self.followCheck.toggled.connect(lambda _on: self._reslice())
         self.readoutTable.horizontalHeader().setStretchLastSection(True)
         self.readoutTable.verticalHeader().setVisible(False)
         self.session.caseChanged.connect(self._refresh_list)
@@ -410,6 +410,7 @@ class ImplantsPanel(QWidget):
 
     def _on_current(self, _name: str) -> None:
         self._refresh_list()
+        self._reslice()
         record = self.current_record()
         if record is not None:
             lib = library_implant(record)
@@ -424,12 +425,25 @@ class ImplantsPanel(QWidget):
                 item.setForeground(QBrush(_qcolor(STATUS_COLOURS[self.window.live.status(name)])))
         if name == self.session.current_implant:
             self._show_readings()
-            if self.followCheck.isChecked():
-                record = self.current_record()
-                if record is not None:
-                    entry, tip = entry_and_tip(record)
-                    self.session.set_cursor((entry + tip) / 2)
+            self._reslice()
         self.window.refresh_views()
+
+    def _reslice(self) -> None:
+        """With "Reslice along the implant": the axial and sagittal views show the oblique
+        planes containing the current implant's axis; otherwise the orthogonal slices."""
+        from surgtwin.planning.report_render import oblique_planes
+
+        views = self.window.slice_views
+        record = self.current_record()
+        if not self.followCheck.isChecked() or record is None:
+            for key in ("axial", "sagittal"):
+                views[key].clear_oblique()
+            return
+        entry, tip = entry_and_tip(record)
+        planes = dict((p[0], p[1:]) for p in oblique_planes(entry, tip))
+        for key, plane in (("axial", "axial-oblique"), ("sagittal", "sagittal-oblique")):
+            centre, h, v, letters = planes[plane]
+            views[key].set_oblique(centre, h, v, letters)
 
     def _show_readings(self) -> None:
         record = self.current_record()
@@ -444,9 +458,13 @@ class ImplantsPanel(QWidget):
         readings = self.window.live.readings.get(record.name, [])
         table.setRowCount(len(readings))
         for row, r in enumerate(readings):
+            if r.role == "bone":
+                value = "contained" if r.clearance_mm >= 0 else f"exits {-r.clearance_mm:.1f} mm"
+            else:
+                value = r.text
             cells = [
                 f"{r.structure} ({r.role})",
-                r.text,
+                value,
                 r.status.upper() if r.role != "bone" else "-",
                 r.grade or "-",
             ]
