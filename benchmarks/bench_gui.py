@@ -67,20 +67,41 @@ def _open(app, window, path, segment=True) -> None:
     _wait(app, lambda: opened or errors)
     if errors:
         raise SystemExit(f"bench_gui: {path}: {errors[0]}")
-    _wait(app, lambda: window.session._field_job is None and not window.jobs)
+    _wait(
+        app,
+        lambda: (
+            window.session._field_job is None and not window.jobs and not window.view3d._lod_jobs
+        ),
+    )
+
+
+def _until_frame(window, action) -> float:
+    """Seconds from ``action()`` to the end of the 3-D frame it causes (the frame swapped onto
+    the window, Qt's compositing included): an event loop that ends on the frame signal."""
+    from PyQt6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    view = window.view3d
+    view.rendered.connect(loop.quit)
+    QTimer.singleShot(30_000, loop.quit)
+    t = time.perf_counter()
+    before = view.frames
+    action()
+    if view.frames == before:
+        loop.exec()
+    elapsed = time.perf_counter() - t
+    view.rendered.disconnect(loop.quit)
+    if view.frames == before:
+        raise SystemExit("bench_gui: no frame was drawn within 30 s")
+    return elapsed
 
 
 def _frame_times(app, window, n: int) -> list[float]:
-    """Time from a render request to the frame swapped onto the window (Qt's compositing of
-    the 3-D widget included), n times."""
+    """Time from a render request to the frame on the window, n times."""
     out = []
-    view = window.view3d
     for _ in range(n):
-        before = view.frames
-        t = time.perf_counter()
-        view.request_render()
-        _wait(app, lambda b=before: view.frames > b, 30.0)
-        out.append(time.perf_counter() - t)
+        out.append(_until_frame(window, window.view3d.request_render))
+        app.processEvents()
     return out
 
 
@@ -144,23 +165,29 @@ def main() -> None:
     window.session.set_cursor(np.asarray(record.pose)[:3, 3])
     app.processEvents()
     e, tip = entry_and_tip(record)
+    view.centre_on((e + tip) / 2, zoom=3.0)  # as a surgeon zooms in to place a screw
+    app.processEvents()
     grab, _ = view.lps_to_widget((e + tip) / 2)
     start = QPoint(round(grab.x()), round(grab.y()))
     px_per_step = max(1, round(0.5 / view.mm_per_pixel()))
     QTest.mousePress(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
     app.processEvents()
-    assert window.tool is panel.move_tool and panel.move_tool.mode == "slide", "not dragging"
+    if not (window.tool is panel.move_tool and panel.move_tool.mode == "slide"):
+        raise SystemExit("bench_gui: the scripted press did not grab the screw")
     steps = []
     pose0 = np.asarray(plan.implants[name].pose).copy()
     for n in range(1, args.steps + 1):
         dx = (n if n <= args.steps // 2 else args.steps - n) * px_per_step
-        before = window.view3d.frames
-        t = time.perf_counter()
-        QTest.mouseMove(view, QPoint(start.x() + dx, start.y()))
-        _wait(app, lambda b=before: window.view3d.frames > b, 30.0)
-        steps.append(time.perf_counter() - t)
+        to = QPoint(start.x() + dx, start.y())
+        steps.append(_until_frame(window, lambda to=to: QTest.mouseMove(view, to)))
+        app.processEvents()
     moved = np.asarray(plan.implants[name].pose)[:3, 3] - pose0[:3, 3]
     lod_on = window.view3d.interacting
+    lod_faces = {
+        k: a[1].GetMapper().GetInput().GetNumberOfCells()
+        for k, a in window.view3d._structure_actors.items()
+        if a[1] is not None
+    }
     QTest.mouseRelease(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
     app.processEvents()
     faces = len(mesh.faces)
@@ -174,7 +201,8 @@ def main() -> None:
     step_mm = px_per_step * view.mm_per_pixel()
     print(
         f"drag: {len(steps)} steps of {px_per_step} px ({step_mm:.2f} mm), level of detail "
-        f"while dragging: {lod_on}; final offset {np.round(moved, 2).tolist()} mm"
+        f"while dragging: {lod_on} ({lod_faces} triangles); final offset "
+        f"{np.round(moved, 2).tolist()} mm"
     )
     print(
         f"drag step (clearance + slices + 3-D frame): median {1000 * med:.1f} ms, "

@@ -76,3 +76,48 @@ def test_reslice_along_the_implant(sample_window, artefacts):
     assert_not_blank(w.save_screenshot(artefacts / "window-reslice.png"))
     panel.followCheck.setChecked(False)
     assert axial.plane is None and sagittal.plane is None
+
+
+def test_3d_handles_slide_and_turn_the_implant(sample_window, artefacts):
+    from surgtwin.planning.checks import entry_and_tip
+
+    w = sample_window
+    panel = w.show_panel("implants")
+    name = "L4 left pedicle screw"
+    w.session.select_implant(name)
+    panel.moveButton.setChecked(True)
+    handles = panel.handles
+    assert handles.enabled
+    entry, tip = entry_and_tip(w.session.plan.implants[name])
+    assert np.allclose(handles.widgets["entry"].GetCenter(), entry)
+    assert np.allclose(handles.widgets["tip"].GetCenter(), tip)
+    assert handles.widgets["tip"].GetEnabled()
+    w.view3d.render_now()
+    assert_not_blank(w.save_screenshot(artefacts / "window-3d-handles.png"))
+    steps = len(w.session.stack.undo_names)
+
+    # drag the tip handle 6 mm laterally (+x): the screw turns about its entry
+    handles.start("tip")
+    for k in range(1, 7):
+        handles.moved("tip", tip + np.array([float(k), 0.0, 0.0]))
+    handles.end()
+    new_entry, new_tip = entry_and_tip(w.session.plan.implants[name])
+    assert np.allclose(new_entry, entry, atol=1e-9)
+    assert np.linalg.norm(new_tip - entry) == pytest.approx(np.linalg.norm(tip - entry))
+    direction = (new_tip - entry) / np.linalg.norm(new_tip - entry)
+    aim = tip + np.array([6.0, 0.0, 0.0]) - entry
+    assert np.allclose(direction, aim / np.linalg.norm(aim), atol=1e-9)
+    assert np.allclose(handles.widgets["tip"].GetCenter(), new_tip)
+    assert len(w.session.stack.undo_names) == steps + 1
+
+    # the entry handle slides the whole screw
+    handles.start("entry")
+    handles.moved("entry", new_entry + np.array([0.0, 0.0, 3.0]))
+    handles.end()
+    e2, t2 = entry_and_tip(w.session.plan.implants[name])
+    assert np.allclose(e2 - new_entry, [0, 0, 3.0]) and np.allclose(t2 - new_tip, [0, 0, 3.0])
+    w.undo()
+    w.undo()
+    assert np.allclose(entry_and_tip(w.session.plan.implants[name])[1], tip)
+    panel.moveButton.setChecked(False)
+    assert not handles.widgets["tip"].GetEnabled()

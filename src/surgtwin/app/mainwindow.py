@@ -29,6 +29,7 @@ from surgtwin.app.live_controller import LiveClearance
 from surgtwin.app.resources import load_ui, stylesheet
 from surgtwin.app.session import Session
 from surgtwin.app.slice_view import SliceView
+from surgtwin.app.training_mode import TrainingMode
 from surgtwin.app.view3d import View3D
 from surgtwin.app.workers import Job, start_job
 
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow):
         self.session.caseChanged.connect(self._update_title)
         self.view3d.picked.connect(self._on_pick3d)
         self._add_panels()
+        self.training = TrainingMode(self)
         self._refresh_history()
         self._update_title()
         self._refresh_recent()

@@ -93,7 +93,7 @@ class SliceView(QWidget):
         if event.name in ("labelmap", "labelmap_voxels") or event.name == "structures":
             self._lut = None
             self._rebuild(image=False, overlay=True)
-        else:
+        elif event.name != "implants":  # the implants panel repaints where an implant moved
             self.update()
 
     def set_window(self, centre: float, width: float) -> None:
@@ -350,7 +350,7 @@ class SliceView(QWidget):
 
     def _draw_crosshair(self, p: QPainter) -> None:
         pos, _ = self.lps_to_widget(self.session.cursor)
-        p.setPen(QPen(QColor(255, 210, 60, 150), 1, Qt.PenStyle.DashLine))
+        p.setPen(QPen(QColor(255, 210, 60, 110), 1))  # solid: dashes cost while dragging
         p.drawLine(QPointF(pos.x(), 0), QPointF(pos.x(), self.height()))
         p.drawLine(QPointF(0, pos.y()), QPointF(self.width(), pos.y()))
 
@@ -455,6 +455,14 @@ class SliceView(QWidget):
             self.set_index(self.index - 1)
         else:
             super().keyPressEvent(event)
+
+    def centre_on(self, point_lps, zoom: float | None = None) -> None:
+        """Zoom (when given) and pan so that an LPS point is at the middle of the view."""
+        if zoom is not None:
+            self.zoom = float(np.clip(zoom, 0.25, 16.0))
+        pos, _ = self.lps_to_widget(point_lps)
+        self.pan = self.pan + QPointF(self.width() / 2 - pos.x(), self.height() / 2 - pos.y())
+        self.update()
 
     def reset_view(self) -> None:
         self.zoom, self.pan = 1.0, QPointF(0.0, 0.0)

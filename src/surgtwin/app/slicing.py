@@ -84,6 +84,9 @@ class Slicer:
         self.lps_size = tuple(self.index_size[self.axis_of[a]] for a in range(3))
         #: voxel spacing along each patient axis (mm)
         self.lps_spacing = tuple(float(geometry.spacing[self.axis_of[a]]) for a in range(3))
+        scaled = np.asarray(geometry.direction, float) * np.asarray(geometry.spacing)[None, :]
+        self._to_index = np.linalg.inv(scaled)  # computed once: views map points constantly
+        self._origin = np.asarray(geometry.origin, float)
 
     # ---------------------------------------------------------------- index conversions
 
@@ -165,7 +168,8 @@ class Slicer:
         """(column, row, signed distance from the slice plane in slices) of an LPS point."""
         ax = AXES[orientation]
         ncol, nrow = self.image_size(orientation)
-        c = self.lps_index(self.geometry.lps_to_index(np.asarray(point_lps, dtype=float)))
+        ijk = self._to_index @ (np.asarray(point_lps, dtype=float) - self._origin)
+        c = self.lps_index(ijk)
         col = c[ax.right[0]] if ax.right[1] > 0 else ncol - 1 - c[ax.right[0]]
         row = c[ax.down[0]] if ax.down[1] > 0 else nrow - 1 - c[ax.down[0]]
         return float(col), float(row), float(c[ax.normal])

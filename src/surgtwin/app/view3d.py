@@ -25,7 +25,9 @@ from surgtwin.planning.checks import implant_samples
 __all__ = ["LOD_FACES", "View3D"]
 
 #: Surfaces with more triangles than this get a decimated copy shown while dragging.
-LOD_FACES = 15_000
+LOD_FACES = 6_000
+#: Implant models with more triangles than this are drawn from a coarse copy while dragging.
+LIGHT_IMPLANT_FACES = 1_500
 
 
 def _vtk_matrix(pose: np.ndarray) -> vtk.vtkMatrix4x4:
@@ -70,6 +72,8 @@ class View3D(QWidget):
         self._lod_jobs: list = []
         self._closed = False
         self._implant_actors: dict[str, vtk.vtkActor] = {}
+        self._implant_inputs: dict[str, tuple] = {}
+        self._light_cache: dict[int, tuple] = {}
         self._line_actor = None
         self._label_actor = None
         self.interacting = False
@@ -114,6 +118,10 @@ class View3D(QWidget):
         if on == self.interacting:
             return
         self.interacting = on
+        for name, actor in self._implant_actors.items():
+            inputs = self._implant_inputs.get(name)
+            if inputs is not None:
+                actor.GetMapper().SetInputData(inputs[1] if on else inputs[0])
         for full, lod, visible in self._structure_actors.values():
             if lod is None:
                 continue
@@ -132,6 +140,7 @@ class View3D(QWidget):
             self.plotter.remove_actor(actor, render=False)
         self._structure_actors.clear()
         self._implant_actors.clear()
+        self._implant_inputs.clear()
         plan = self.session.plan
         if plan is not None:
             for name in plan.structures:
@@ -246,6 +255,22 @@ class View3D(QWidget):
         )
         actor.SetUserMatrix(_vtk_matrix(np.asarray(record.pose)))
         self._implant_actors[name] = actor
+        full = actor.GetMapper().GetInput()
+        self._implant_inputs[name] = (full, self._light_implant(local, full))
+        if self.interacting:
+            actor.GetMapper().SetInputData(self._implant_inputs[name][1])
+
+    def _light_implant(self, local: Mesh, full):
+        """A coarse copy of an implant model (threads smoothed away) drawn while dragging."""
+        cached = self._light_cache.get(id(local))
+        if cached is not None and cached[0] is local:
+            return cached[1]
+        light = full
+        if len(local.faces) > LIGHT_IMPLANT_FACES:
+            small = decimate_mesh(local, 1.0 - LIGHT_IMPLANT_FACES / len(local.faces))
+            light = _polydata(small).compute_normals(split_vertices=False)
+        self._light_cache[id(local)] = (local, light)
+        return light
 
     def _on_plan_event(self, event) -> None:
         name = str(event.key)
@@ -274,6 +299,7 @@ class View3D(QWidget):
                 if actor is not None:
                     self.plotter.remove_actor(actor, render=False)
                     del self._implant_actors[name]
+                    self._implant_inputs.pop(name, None)
             elif actor is None or event.kind == "added":
                 self._add_implant(name)
             else:

@@ -33,6 +33,7 @@ target structure in the plan also whether it is fully removed and the margin aro
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,7 @@ __all__ = [
     "cut_structure",
     "entry_and_tip",
     "implant_samples",
+    "implant_spec",
     "is_screw",
     "plane_cut",
 ]
@@ -177,11 +179,24 @@ def is_screw(kind: str) -> bool:
 def _spec(record: Implant) -> ImplantSpec:
     if record.kind == USER_STL:
         raise CaseError(f"implant {record.name!r}: mesh-file implants cannot be checked here")
+    key = record.spec_key or record.kind
     try:
-        key = record.spec_key or record.kind
-        return ImplantSpec(key, record.kind, key, "", dict(record.parameters))
+        params = json.dumps(record.parameters, sort_keys=True)
+    except (TypeError, ValueError):
+        params = None
+    try:
+        if params is None:
+            return ImplantSpec(key, record.kind, key, "", dict(record.parameters))
+        return _spec_of(key, record.kind, params)
     except (ValueError, SurgTwinError) as exc:
         raise CaseError(f"implant {record.name!r}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _spec_of(key: str, kind: str, params_json: str) -> ImplantSpec:
+    """The model of a placed implant, validated once per distinct model (the live readout
+    asks for it at every drag step)."""
+    return ImplantSpec(key, kind, key, "", json.loads(params_json))
 
 
 @functools.lru_cache(maxsize=32)
@@ -191,6 +206,12 @@ def _samples(spec: ImplantSpec) -> C.ImplantSamples:
     length = spec.length_mm
     axis = np.array([[0.0, 0.0, length], [0.0, 0.0, 0.0]]) if is_screw(spec.kind) else None
     return C.ImplantSamples(mesh, pts, w, np.zeros((0, 3)), np.zeros(0), axis)
+
+
+def implant_spec(record: Implant) -> ImplantSpec:
+    """The catalogue model of a placed implant (validated once per model; CaseError for a
+    mesh-file implant or bad parameters)."""
+    return _spec(record)
 
 
 def implant_samples(record: Implant) -> C.ImplantSamples:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 
 import numpy as np
-from PyQt6.QtCore import QPointF, Qt
+from PyQt6.QtCore import QPointF, QRectF, Qt, QTimer
 from PyQt6.QtGui import QBrush, QColor, QPainter, QPen
 from PyQt6.QtWidgets import QListWidgetItem, QTableWidgetItem, QWidget
 
 from surgtwin.app.live_controller import STATUS_COLOURS
 from surgtwin.app.resources import load_ui
 from surgtwin.planning.case import CaseError, default_implant_name
-from surgtwin.planning.checks import entry_and_tip
+from surgtwin.planning.checks import entry_and_tip, implant_spec
 from surgtwin.planning.commands import AddImplant, CompoundCommand, MoveImplant, RemoveImplant
 from surgtwin.planning.implants import Catalogue, ImplantSpec, pose_from_trajectory
 from surgtwin.planning.implants import Implant as LibraryImplant
@@ -30,6 +31,8 @@ from surgtwin.planning.plan import Implant
 __all__ = ["ImplantsPanel", "MoveTool", "PlaceTool"]
 
 GRAB_PX = 14.0
+#: 3-D handle colours: the entry's slides the implant, the tip's turns it.
+HANDLE_COLOURS = {"entry": (0.30, 0.80, 1.00), "tip": (1.00, 0.85, 0.20)}
 _drag_ids = itertools.count(1)
 
 # screen direction -> patient direction letter, per view (right, left, up, down)
@@ -56,9 +59,7 @@ def _segment_distance(p: QPointF, a: QPointF, b: QPointF) -> float:
 
 def library_implant(record: Implant) -> LibraryImplant:
     """The library's view of a placed implant (for readouts)."""
-    key = record.spec_key or record.kind
-    spec = ImplantSpec(key, record.kind, key, "", dict(record.parameters))
-    return LibraryImplant(record.name, spec, np.asarray(record.pose))
+    return LibraryImplant(record.name, implant_spec(record), np.asarray(record.pose))
 
 
 class PlaceTool:
@@ -108,7 +109,11 @@ class MoveTool:
         pos = event.position()
         p_tip, _ = view.lps_to_widget(tip)
         p_entry, _ = view.lps_to_widget(entry)
-        if math.hypot(pos.x() - p_tip.x(), pos.y() - p_tip.y()) < GRAB_PX:
+        span = math.hypot(p_tip.x() - p_entry.x(), p_tip.y() - p_entry.y())
+        to_tip = math.hypot(pos.x() - p_tip.x(), pos.y() - p_tip.y())
+        # the tip turns the implant; the rest of it slides it (on a short projection, the
+        # tip's grab zone shrinks so that the body can still be grabbed)
+        if to_tip < min(GRAB_PX, 0.3 * span):
             self.mode = "turn"
         elif _segment_distance(pos, p_entry, p_tip) < GRAB_PX:
             self.mode = "slide"
@@ -138,6 +143,7 @@ class MoveTool:
                 return True
             length = float(np.linalg.norm(tip - entry))
             pose = pose_from_trajectory(entry, target, length)
+        self.panel.window.view3d.set_interacting(True)  # light surfaces until the drag ends
         self.panel.move_to(pose, self.drag_id)
         return True
 
@@ -173,8 +179,96 @@ class MoveTool:
             new = slide_along_axis(pose, NUDGE_MM if k == Qt.Key.Key_PageDown else -NUDGE_MM)
         else:
             return False
+        self.panel.window.view3d.set_interacting(True)
         self.panel.move_to(new, ("keys", record.name))
         return True
+
+
+class Handles3D:
+    """Two handles on the current implant in the 3-D view: the entry's slides the implant,
+    the tip's turns it about the entry (VTK sphere widgets, dragged in the view plane). A
+    whole drag is one undo step."""
+
+    def __init__(self, panel: ImplantsPanel):
+        import vtk
+
+        self.panel = panel
+        plotter = panel.window.view3d.plotter
+        self.widgets = {}
+        self.dragging: str | None = None
+        self.start_pose: np.ndarray | None = None
+        self.drag_id = None
+        for role, colour in HANDLE_COLOURS.items():
+            w = vtk.vtkSphereWidget()
+            w.SetInteractor(plotter.iren.interactor)
+            w.SetCurrentRenderer(plotter.renderer)
+            w.SetRepresentationToSurface()
+            w.GetSphereProperty().SetColor(*colour)
+            w.GetSelectedSphereProperty().SetColor(1.0, 1.0, 1.0)
+            w.SetThetaResolution(16)
+            w.SetPhiResolution(12)
+            w.ScaleOff()
+            w.SetRadius(2.5)
+            w.AddObserver("StartInteractionEvent", lambda _o, _e, r=role: self.start(r))
+            w.AddObserver(
+                "InteractionEvent", lambda o, _e, r=role: self.moved(r, np.array(o.GetCenter()))
+            )
+            w.AddObserver("EndInteractionEvent", lambda _o, _e: self.end())
+            self.widgets[role] = w
+        self.enabled = False
+
+    def set_enabled(self, on: bool) -> None:
+        record = self.panel.current_record()
+        on = bool(on and record is not None)
+        self.enabled = on
+        if on:
+            self.sync()
+        for w in self.widgets.values():
+            w.SetEnabled(1 if on else 0)
+        self.panel.window.view3d.request_render()
+
+    def sync(self) -> None:
+        """Put the handles on the current implant's entry and tip."""
+        record = self.panel.current_record()
+        if record is None or self.dragging is not None:
+            return
+        entry, tip = entry_and_tip(record)
+        radius = max(1.5, 0.5 * (implant_spec(record).diameter_mm or 3.0))
+        for role, point in (("entry", entry), ("tip", tip)):
+            w = self.widgets[role]
+            w.SetRadius(radius)
+            w.SetCenter(*point)
+
+    def start(self, role: str) -> None:
+        record = self.panel.current_record()
+        if record is None:
+            return
+        self.dragging = role
+        self.start_pose = np.asarray(record.pose).copy()
+        self.drag_id = ("handle", next(_drag_ids))
+        self.panel.window.view3d.set_interacting(True)
+
+    def moved(self, role: str, centre: np.ndarray) -> None:
+        record = self.panel.current_record()
+        if record is None or self.start_pose is None:
+            return
+        entry, tip = entry_and_tip(record.with_pose(self.start_pose))
+        if role == "entry":
+            pose = self.start_pose.copy()
+            pose[:3, 3] += centre - entry
+        else:
+            if np.linalg.norm(centre - entry) < 1.0:
+                return
+            pose = pose_from_trajectory(entry, centre, float(np.linalg.norm(tip - entry)))
+        self.panel.window.view3d.set_interacting(True)
+        self.panel.move_to(pose, self.drag_id)
+
+    def end(self) -> None:
+        self.dragging = None
+        self.start_pose = None
+        self.drag_id = None
+        self.panel.window.view3d.set_interacting(False)
+        self.sync()
 
 
 class ImplantsPanel(QWidget):
@@ -185,7 +279,15 @@ class ImplantsPanel(QWidget):
         self.session = window.session
         self.catalogue = Catalogue.builtin()
         self.place_tool = PlaceTool(self)
+        self._drawn: dict[tuple[int, str], QRectF] = {}
+        self._styled_role = None
+        self._last_table = 0.0
+        self._table_timer = QTimer(self)
+        self._table_timer.setSingleShot(True)
+        self._table_timer.setInterval(60)
+        self._table_timer.timeout.connect(self._show_readings)
         self.move_tool = MoveTool(self)
+        self.handles = Handles3D(self)
         for kind in self.catalogue.kinds():
             self.kindCombo.addItem(kind.replace("_", " "), kind)
         self.kindCombo.currentIndexChanged.connect(self._fill_specs)
@@ -236,6 +338,22 @@ class ImplantsPanel(QWidget):
         key = item.data(Qt.ItemDataRole.UserRole)
         return next((s for s in self.catalogue if s.key == key), None)
 
+    def set_catalogue(self, catalogue: Catalogue) -> None:
+        """Offer only ``catalogue``'s implants (the training mode restricts them to what a
+        scenario allows, and gives the whole catalogue back afterwards)."""
+        kind = self.kindCombo.currentData()
+        self.catalogue = catalogue
+        self.kindCombo.blockSignals(True)
+        self.kindCombo.clear()
+        for k in catalogue.kinds():
+            self.kindCombo.addItem(k.replace("_", " "), k)
+        i = self.kindCombo.findData(kind)
+        if i < 0:
+            i = max(self.kindCombo.findData("pedicle_screw"), 0)
+        self.kindCombo.setCurrentIndex(i)
+        self.kindCombo.blockSignals(False)
+        self._fill_specs()
+
     # ---------------------------------------------------------------- tools
 
     def _place_toggled(self, on: bool) -> None:
@@ -253,6 +371,7 @@ class ImplantsPanel(QWidget):
             self.window.set_tool(self.move_tool)
         elif self.window.tool is self.move_tool:
             self.window.set_tool(None)
+        self.handles.set_enabled(on)
 
     # ---------------------------------------------------------------- edits
 
@@ -411,6 +530,7 @@ class ImplantsPanel(QWidget):
     def _on_current(self, _name: str) -> None:
         self._refresh_list()
         self._reslice()
+        self.handles.set_enabled(self.moveButton.isChecked())
         record = self.current_record()
         if record is not None:
             lib = library_implant(record)
@@ -424,9 +544,54 @@ class ImplantsPanel(QWidget):
             if item.data(Qt.ItemDataRole.UserRole) == name:
                 item.setForeground(QBrush(_qcolor(STATUS_COLOURS[self.window.live.status(name)])))
         if name == self.session.current_implant:
-            self._show_readings()
+            self._show_readings_soon()
             self._reslice()
-        self.window.refresh_views()
+            if self.handles.enabled:
+                self.handles.sync()
+        self._update_slices(name)
+        self.window.view3d.request_render()
+
+    def _footprint(self, view, name: str) -> QRectF:
+        """Where an implant (and, for the current one, its clearance line and label) is drawn
+        on a view, in widget pixels."""
+        plan = self.session.plan
+        rect = QRectF()
+        if plan is None or name not in plan.implants:
+            return rect
+        record = plan.implants[name]
+        try:
+            entry, tip = entry_and_tip(record)
+            diameter = implant_spec(record).diameter_mm or 2.0
+        except (CaseError, ValueError):
+            return rect
+        pad = max(2.0, diameter / view.mm_per_pixel()) / 2 + GRAB_PX
+        points = [view.lps_to_widget(entry)[0], view.lps_to_widget(tip)[0]]
+        xs, ys = [q.x() for q in points], [q.y() for q in points]
+        rect = QRectF(
+            min(xs) - pad, min(ys) - pad, max(xs) - min(xs) + 2 * pad, max(ys) - min(ys) + 2 * pad
+        )
+        worst = self.window.live.worst(name) if name == self.session.current_implant else None
+        if worst is not None:
+            for point in (worst.closest_implant, worst.closest_structure):
+                q = view.lps_to_widget(point)[0]
+                rect = rect.united(QRectF(q.x() - 8, q.y() - 30, 200, 40))
+        return rect
+
+    def _update_slices(self, name: str) -> None:
+        """Repaint only where the implant was and is (dragging then costs a small part of
+        each view, not three whole views)."""
+        for view in self.window.slice_views.values():
+            if view.plane is not None:
+                view.update()
+                continue
+            now = self._footprint(view, name)
+            key = (id(view), name)
+            before = self._drawn.get(key)
+            self._drawn[key] = now
+            dirty = now if before is None else now.united(before)
+            if dirty.isEmpty():
+                continue
+            view.update(dirty.toAlignedRect().adjusted(-2, -2, 2, 2))
 
     def _reslice(self) -> None:
         """With "Reslice along the implant": the axial and sagittal views show the oblique
@@ -445,7 +610,19 @@ class ImplantsPanel(QWidget):
             centre, h, v, letters = planes[plane]
             views[key].set_oblique(centre, h, v, letters)
 
+    def _show_readings_soon(self) -> None:
+        """The status line at once; the table and trajectory numbers at most every 50 ms
+        while an implant is dragged (they are read when the hand stops)."""
+        now = time.monotonic()
+        if now - self._last_table >= 0.05 or not self.window.view3d.interacting:
+            self._show_readings()
+            return
+        self._show_status()
+        if not self._table_timer.isActive():
+            self._table_timer.start()
+
     def _show_readings(self) -> None:
+        self._last_table = time.monotonic()
         record = self.current_record()
         table = self.readoutTable
         if record is None:
@@ -474,20 +651,10 @@ class ImplantsPanel(QWidget):
                     item.setForeground(QBrush(_qcolor(STATUS_COLOURS[r.status])))
                 table.setItem(row, col, item)
         table.resizeColumnsToContents()
-        status = self.window.live.status(record.name)
-        worst = self.window.live.worst(record.name)
-        if status is None:
-            self.statusLabel.setText(f"{record.name}: clearance not available yet")
-            self.statusLabel.setProperty("role", "")
-        else:
-            word = {"ok": "Clear", "warn": "Within margin", "fail": "Breach"}[status]
-            self.statusLabel.setText(f"{record.name}: {word}, {worst.structure} {worst.text}")
-            self.statusLabel.setProperty("role", f"status-{status}")
-        self._restyle()
+        self._show_status()
         try:
-            info = trajectory_readout(
-                library_implant(record), self._bone_field(), self._midline_x()
-            )
+            lib = library_implant(record)
+            info = trajectory_readout(lib, self._bone_field(), self._midline_x())
         except Exception:
             self.trajectoryLabel.setText("")
             return
@@ -499,7 +666,26 @@ class ImplantsPanel(QWidget):
             text += f", {info['in_bone_mm']:.1f} mm in bone"
         self.trajectoryLabel.setText(text)
 
+    def _show_status(self) -> None:
+        record = self.current_record()
+        if record is None:
+            return
+        status = self.window.live.status(record.name)
+        worst = self.window.live.worst(record.name)
+        if status is None:
+            self.statusLabel.setText(f"{record.name}: clearance not available yet")
+            self.statusLabel.setProperty("role", "")
+        else:
+            word = {"ok": "Clear", "warn": "Within margin", "fail": "Breach"}[status]
+            self.statusLabel.setText(f"{record.name}: {word}, {worst.structure} {worst.text}")
+            self.statusLabel.setProperty("role", f"status-{status}")
+        self._restyle()
+
     def _restyle(self) -> None:
+        role = self.statusLabel.property("role")
+        if role == self._styled_role:
+            return
+        self._styled_role = role
         self.statusLabel.style().unpolish(self.statusLabel)
         self.statusLabel.style().polish(self.statusLabel)
 
@@ -513,7 +699,7 @@ class ImplantsPanel(QWidget):
         for record in plan.implants.values():
             try:
                 entry, tip = entry_and_tip(record)
-                lib = library_implant(record)
+                diameter = implant_spec(record).diameter_mm
             except (CaseError, ValueError):
                 continue
             a, da = view.lps_to_widget(entry)
@@ -522,7 +708,7 @@ class ImplantsPanel(QWidget):
             colour = _qcolor(
                 STATUS_COLOURS[self.window.live.status(record.name)], 230 if near else 90
             )
-            width = max(2.0, (lib.spec.diameter_mm or 2.0) / mmpp)
+            width = max(2.0, (diameter or 2.0) / mmpp)
             pen = QPen(colour, width)
             pen.setCapStyle(Qt.PenCapStyle.FlatCap)
             p.setPen(pen)
