@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import re
@@ -52,6 +53,23 @@ def pdf_report(plan_file) -> Path:
     out = plan_file.parent / "report.pdf"
     assert main(["report", str(plan_file), "-o", str(out)]) == 0
     return out
+
+
+def pdf_text(data: bytes) -> str:
+    """The text drawn on the pages of a (matplotlib-written) PDF: the string operands of each
+    text object, streams inflated."""
+    import zlib
+
+    out = []
+    for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        raw = m.group(1)
+        with contextlib.suppress(zlib.error):
+            raw = zlib.decompress(raw)
+        for block in re.findall(rb"BT(.*?)ET", raw, re.S):
+            parts = re.findall(rb"\(((?:\\.|[^\\)])*)\)", block)
+            text = b"".join(re.sub(rb"\\(.)", rb"\1", p) for p in parts)
+            out.append(text.decode("latin-1"))
+    return "\n".join(out)
 
 
 def _pngs(text: str) -> list[bytes]:
@@ -120,6 +138,18 @@ def test_pdf_pages(pdf_report, tmp_path):
         check=True,
     )
     assert list(tmp_path.glob("p*.png"))
+
+
+def test_pdf_text_is_anonymised(pdf_report, plan_file):
+    """The PDF's page text (not just its raw bytes, which are compressed) carries no patient
+    identifiers by default, and does with --include-patient (the check can see them)."""
+    text = pdf_text(pdf_report.read_bytes())
+    assert "Surgical plan report" in text and "Pedicle screw" in text
+    assert PATIENT_NAME not in text and "PHANTOM-0001" not in text
+    named = plan_file.parent / "named.pdf"
+    assert main(["report", str(plan_file), "-o", str(named), "--include-patient"]) == 0
+    named_text = pdf_text(named.read_bytes())
+    assert PATIENT_NAME in named_text and "PHANTOM-0001" in named_text
 
 
 def test_no_display_gives_a_note(plan_file, tmp_path, monkeypatch):
