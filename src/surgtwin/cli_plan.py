@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 from surgtwin.errors import SurgTwinError
 
 __all__ = ["PlanArgumentError", "parse_numbers", "register"]
@@ -212,6 +214,64 @@ def cmd_plan_cut(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_plan_move(args: argparse.Namespace) -> int:
+    """Move a placed implant: translate, slide along its axis, turn about its entry, snap the
+    entry to the bone surface; one step each, applied in that order."""
+    from surgtwin.planning.case import CaseGeometry
+    from surgtwin.planning.checks import entry_and_tip
+    from surgtwin.planning.commands import CommandStack, MoveImplant
+    from surgtwin.planning.implants import pose_from_trajectory
+    from surgtwin.planning.placement import (
+        DIRECTIONS,
+        rotate_about_entry,
+        slide_along_axis,
+        snap_entry_to_surface,
+        translate,
+    )
+    from surgtwin.planning.planfile import load_plan, save_plan
+
+    plan = load_plan(args.plan)
+    if args.implant not in plan.implants:
+        known = ", ".join(repr(k) for k in plan.implants) or "none"
+        raise PlanArgumentError(f"no implant {args.implant!r} in the plan (implants: {known})")
+    if not (args.translate or args.slide is not None or args.rotate or args.snap):
+        raise PlanArgumentError("nothing to do: give --translate, --slide, --rotate or --snap")
+    record = plan.implants[args.implant]
+    pose = np.asarray(record.pose).copy()
+    if args.translate:
+        pose = translate(pose, parse_numbers(args.translate, 3, "--translate"))
+    if args.slide is not None:
+        pose = slide_along_axis(pose, float(args.slide))
+    if args.rotate:
+        letter, _, angle = args.rotate.partition(":")
+        if letter.strip().upper() not in DIRECTIONS or not angle:
+            raise PlanArgumentError(
+                f"--rotate: expected DIRECTION:DEGREES like S:5 (about the patient axis "
+                f"towards L, R, A, P, S or I through the entry), got {args.rotate!r}"
+            )
+        entry, _tip = entry_and_tip(record.with_pose(pose))
+        axis = np.asarray(DIRECTIONS[letter.strip().upper()], dtype=float)
+        pose = rotate_about_entry(pose, axis, float(angle), entry)
+    if args.snap:
+        geo = CaseGeometry(plan)
+        bones = [s for s in plan.structures.values() if s.role == "bone"]
+        field = geo.field(bones[0]) if bones else None
+        if field is None:
+            raise PlanArgumentError("--snap needs a segmented bone structure in the plan")
+        entry, tip = entry_and_tip(record.with_pose(pose))
+        new_entry = snap_entry_to_surface(entry, tip, field)
+        pose = pose_from_trajectory(
+            new_entry, tip + (new_entry - entry), float(np.linalg.norm(tip - entry))
+        )
+    CommandStack(plan).push(MoveImplant(plan, record.name, pose))
+    save_plan(plan, args.plan)
+    head, tip = entry_and_tip(plan.implants[record.name])
+    sys.stdout.write(
+        f"moved {record.name}: entry {_fmt_point(head)} mm, tip {_fmt_point(tip)} mm (LPS)\n"
+    )
+    return EXIT_OK
+
+
 def _fmt_point(p) -> str:
     return "(" + ", ".join(f"{float(v):.2f}" for v in p) + ")"
 
@@ -363,6 +423,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--name", metavar="N", help='cut name (default "Cut <n>")')
     p.set_defaults(func=cmd_plan_cut)
+
+    p = psub.add_parser(
+        "move",
+        help="move a placed implant (translate, slide, turn about its entry, snap to bone)",
+    )
+    p.add_argument("plan", help="the plan file (.surgplan), updated in place")
+    p.add_argument("--implant", required=True, metavar="NAME", help="the implant to move")
+    p.add_argument("--translate", metavar="DX,DY,DZ", help="shift, LPS mm")
+    p.add_argument("--slide", metavar="MM", type=float, help="along the axis, + towards the tip")
+    p.add_argument(
+        "--rotate",
+        metavar="DIR:DEG",
+        help="turn about the patient axis towards DIR (L R A P S I) through the entry, degrees",
+    )
+    p.add_argument(
+        "--snap", action="store_true", help="slide the entry along the axis onto the bone surface"
+    )
+    p.set_defaults(func=cmd_plan_move)
 
     p = sub.add_parser(
         "check",

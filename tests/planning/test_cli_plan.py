@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -295,3 +296,39 @@ def test_negative_coordinates_are_values_not_options(plan_file, capsys):
     rc, doc = _check(plan_file, capsys)
     assert rc == 0
     assert doc["implants"][0]["entry_lps"] == pytest.approx(right_entry, abs=1e-4)
+
+
+def test_move_translates_turns_and_snaps_an_implant(plan_file, capsys):
+    entry, target = _l4_left()
+    _add(plan_file, entry, target, "--diameter", "6.5", "--length", "45", "--name", "S")
+    rc, doc = _check(plan_file, capsys)
+    assert rc == 0
+    tip0 = np.array(doc["implants"][0]["tip_lps"])
+    # 5 mm medially (towards -x for a left screw): into the canal
+    assert main(["plan", "move", str(plan_file), "--implant", "S", "--translate", "-5,0,0"]) == 0
+    rc, doc = _check(plan_file, capsys)
+    (implant,) = doc["implants"]
+    assert rc == 1 and _row(implant, "Spinal canal")["collides"]
+    assert np.allclose(np.array(implant["tip_lps"]) - tip0, [-5, 0, 0], atol=1e-6)
+    assert np.allclose(np.array(implant["entry_lps"]) - entry, [-5, 0, 0], atol=1e-6)
+    # back, then turn 10 degrees about the superior axis through the entry
+    assert main(["plan", "move", str(plan_file), "--implant", "S", "--translate", "5,0,0"]) == 0
+    assert main(["plan", "move", str(plan_file), "--implant", "S", "--rotate", "S:10"]) == 0
+    rc, doc = _check(plan_file, capsys)
+    (implant,) = doc["implants"]
+    e, t = np.array(implant["entry_lps"]), np.array(implant["tip_lps"])
+    assert np.allclose(e, entry, atol=1e-6)
+    before = (tip0 - entry) / np.linalg.norm(tip0 - entry)
+    after = (t - e) / np.linalg.norm(t - e)
+    assert math.degrees(math.acos(np.clip(before @ after, -1, 1))) == pytest.approx(10, abs=1e-6)
+    assert after[2] == pytest.approx(before[2], abs=1e-9)  # turned in the axial plane
+    # slide 4 mm back out along the axis, then snap the entry onto the bone surface again
+    assert main(["plan", "move", str(plan_file), "--implant", "S", "--slide", "-4"]) == 0
+    assert main(["plan", "move", str(plan_file), "--implant", "S", "--snap"]) == 0
+    rc, doc = _check(plan_file, capsys)
+    (implant,) = doc["implants"]
+    e2 = np.array(implant["entry_lps"])
+    assert np.linalg.norm(e2 - e) < 1.0, "the entry is back on the bone surface"
+    capsys.readouterr()
+    assert main(["plan", "move", str(plan_file), "--implant", "nope", "--slide", "1"]) == 1
+    assert "no implant 'nope'" in capsys.readouterr().err
