@@ -177,6 +177,8 @@ class Session(QObject):
         from surgtwin.segmentation.editing import label_digest
 
         mesh = structure.mesh
+        if structure.source != "label":
+            return (None, "mesh", None if mesh is None else mesh_digest(mesh))
         voxels = label_digest(self.plan.labelmap.array, int(structure.label_value))
         return (structure.label_value, voxels, None if mesh is None else mesh_digest(mesh))
 
@@ -187,7 +189,7 @@ class Session(QObject):
             return
         todo = []
         for s in needed_structures(self.plan):
-            if s.source != "label":
+            if s.source != "label" and s.mesh is None:
                 continue
             key = self._field_key(s)
             if self._field_keys.get(s.name) != key:

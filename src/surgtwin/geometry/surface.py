@@ -226,3 +226,59 @@ def labelmap_to_meshes(
         if progress is not None:
             progress(n + 1, len(values))
     return meshes
+
+
+def mesh_to_mask(mesh: Mesh, geometry: ImageGeometry) -> np.ndarray:
+    """Voxels of a grid whose centres lie inside a closed surface (LPS mm).
+
+    The surface is taken into the grid's index space (any direction matrix) and scan-converted
+    there with ``vtkPolyDataToImageStencil``, over the surface's bounding box only.
+
+    Parameters
+    ----------
+    mesh : Mesh
+        A closed surface, LPS mm.
+    geometry : ImageGeometry
+        The grid (numpy order z, y, x).
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape ``geometry.shape``
+
+    Raises
+    ------
+    SurfaceError
+        The surface has no triangles.
+    """
+    from vtkmodules.util import numpy_support
+    from vtkmodules.vtkImagingStencil import vtkImageStencilToImage, vtkPolyDataToImageStencil
+
+    if len(mesh.faces) == 0:
+        raise SurfaceError(f"surface {mesh.name!r} has no triangles")
+    out = np.zeros(geometry.shape, dtype=bool)
+    ijk = np.asarray(geometry.lps_to_index(mesh.points), dtype=np.float64)
+    size = np.array(geometry.size)  # (nx, ny, nz)
+    lo = np.maximum(np.floor(ijk.min(axis=0)).astype(int) - 1, 0)
+    hi = np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + 1, size - 1)
+    if np.any(hi < lo):
+        return out  # wholly outside the grid
+    poly = Mesh(ijk, mesh.faces, name=mesh.name).to_pyvista()
+    stencil = vtkPolyDataToImageStencil()
+    stencil.SetInputData(poly)
+    stencil.SetOutputOrigin(0.0, 0.0, 0.0)
+    stencil.SetOutputSpacing(1.0, 1.0, 1.0)
+    stencil.SetOutputWholeExtent(
+        int(lo[0]), int(hi[0]), int(lo[1]), int(hi[1]), int(lo[2]), int(hi[2])
+    )
+    to_image = vtkImageStencilToImage()
+    to_image.SetInputConnection(stencil.GetOutputPort())
+    to_image.SetInsideValue(1)
+    to_image.SetOutsideValue(0)
+    to_image.SetOutputScalarTypeToUnsignedChar()
+    to_image.Update()
+    img = to_image.GetOutput()
+    values = numpy_support.vtk_to_numpy(img.GetPointData().GetScalars())
+    n = hi - lo + 1
+    box = values.reshape(int(n[2]), int(n[1]), int(n[0])).astype(bool)
+    out[lo[2] : hi[2] + 1, lo[1] : hi[1] + 1, lo[0] : hi[0] + 1] = box
+    return out

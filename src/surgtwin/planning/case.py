@@ -49,7 +49,7 @@ from surgtwin.errors import LoadCancelled, SurgTwinError
 from surgtwin.geometry.field_cache import FieldCache, default_cache, field_key
 from surgtwin.geometry.mesh import Mesh
 from surgtwin.geometry.sdf import StructureField
-from surgtwin.planning.plan import CaseReference, Plan, Structure, labelmap_digest, mesh_digest
+from surgtwin.planning.plan import CaseReference, Plan, Structure, mesh_digest
 from surgtwin.planning.plan import Implant as PlanImplant
 
 __all__ = [
@@ -334,13 +334,13 @@ class CaseGeometry:
     def __init__(self, plan: Plan, cache: FieldCache | str | None = _DEFAULT):
         self.plan = plan
         self._cache = cache
-        self._digest: str | None = None
+        self._label_digests: dict[int, str] = {}
         self._meshes: dict[str, Mesh] = {}
         plan.events.connect(self._on_plan_event)  # held weakly: no need to disconnect
 
     def _on_plan_event(self, event) -> None:
         if event.name in ("labelmap", "labelmap_voxels"):
-            self._digest = None
+            self._label_digests.clear()
             self._meshes.clear()
         elif event.name == "structures":
             self._meshes.clear()
@@ -361,11 +361,18 @@ class CaseGeometry:
         raise CaseError(f"no structure {name!r} in the plan (structures: {known})")
 
     def mask(self, structure: Structure) -> np.ndarray | None:
-        """The voxel mask of a label structure, or None for a mesh structure."""
+        """The voxel mask of a structure on the label map's grid: a label's voxels, or the
+        voxels inside a mesh structure's surface; None without a grid."""
         lm = self.plan.labelmap
-        if structure.source != "label" or lm is None:
+        if lm is None:
             return None
-        return np.asarray(lm.array) == structure.label_value
+        if structure.source == "label":
+            return np.asarray(lm.array) == structure.label_value
+        if structure.mesh is None:
+            return None
+        from surgtwin.geometry.surface import mesh_to_mask
+
+        return mesh_to_mask(structure.mesh, lm.geometry)
 
     def mesh(self, structure: Structure) -> Mesh:
         """The structure's closed surface, LPS mm: stored in the plan, or built from its mask."""
@@ -390,18 +397,28 @@ class CaseGeometry:
         return mesh
 
     def field_key(self, structure: Structure) -> str | None:
-        """The cache key of a label structure's field (None for a mesh structure): a digest of
-        the label map's voxels and grid, the label value, the surface and the build margin."""
+        """The cache key of a structure's field (None without a grid or a surface): a digest of
+        the structure's own voxels (an edit of another label keeps it), the grid, the label
+        value, the surface and the build margin."""
         lm = self.plan.labelmap
-        if structure.source != "label" or lm is None:
+        if lm is None:
             return None
-        if self._digest is None:
-            self._digest = labelmap_digest(lm)
+        if structure.source == "label":
+            value = int(structure.label_value or 0)
+            voxels = self._label_digests.get(value)
+            if voxels is None:
+                from surgtwin.segmentation.editing import label_digest
+
+                voxels = self._label_digests[value] = label_digest(lm.array, value)
+        elif structure.mesh is not None:
+            voxels = "mesh"
+        else:
+            return None
         g = lm.geometry
         surface = structure.mesh
         return field_key(
             "structure-field",
-            self._digest,
+            voxels,
             [int(v) for v in g.shape],
             [float(v) for v in g.spacing],
             [float(v) for v in g.origin],
