@@ -96,16 +96,14 @@ def _manifold(mesh: Mesh) -> mf.Manifold:
 
 
 def _margin(remaining: Mesh, target: Mesh, fully_removed: bool) -> float:
-    """:func:`~surgtwin.geometry.resection.margin_to_target`'s quantity from the exact
-    mesh-to-mesh query of the clearance engine (python-fcl; about 1 s on a lumbar spine, where
-    manifold3d's ``min_gap`` needs 10 s or more for margins over 5 mm): the gap between the
-    target and the remaining part when the target is fully removed (0 if they touch), else
-    minus how deep the target's vertices reach into the remaining part."""
-    from surgtwin.geometry.exact import mesh_clearance
+    """The resection margin (:func:`~surgtwin.geometry.resection.margin_to_target`): the gap
+    between the target and the remaining part when the target is fully removed, else minus how
+    deep the target reaches into the remaining part."""
+    from surgtwin.geometry.resection import margin_to_target
 
     if len(remaining.faces) == 0:
         return math.inf
-    value = float(mesh_clearance(target, np.eye(4), remaining)["min_clearance_mm"])
+    value = margin_to_target(remaining, target)
     return max(0.0, value) if fully_removed else min(0.0, value)
 
 
