@@ -35,7 +35,8 @@ def files(tmp_path_factory):
     }
 
 
-def test_list(capsys):
+def test_list(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("SURGTWIN_DATA_DIR", str(tmp_path))  # no user scenarios
     assert main(["train", "list"]) == 0
     out = capsys.readouterr().out
     assert "l4-bilateral: Bilateral pedicle screws at L4, 15 min" in out

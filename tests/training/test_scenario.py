@@ -40,7 +40,8 @@ def saved(l4, tmp_path_factory):
     return save_scenario(l4, root / "l4.surgscn"), save_scenario(l4, root / "l4-folder")
 
 
-def test_bundled_scenarios_are_listed():
+def test_bundled_scenarios_are_listed(monkeypatch, tmp_path):
+    monkeypatch.setenv("SURGTWIN_DATA_DIR", str(tmp_path))  # no user scenarios
     infos = list_scenarios()
     assert [i.key for i in infos] == ["l4-bilateral", "l3-l5-screws", "l4-lesion"] == list(BUNDLED)
     lesion = infos[2]
