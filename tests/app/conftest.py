@@ -40,7 +40,19 @@ def window(qtbot):
     if job is not None:
         job.cancel()
         job.done.wait(120)
-    w.close()
+    for j in list(w.view3d._lod_jobs):
+        j.cancel()
+    # every worker ends before the next test: nothing of this window's arrives in the next one
+    # (pytest-qt has closed the window already; its closeEvent waited for the panels' pools)
+    from PyQt6 import sip
+    from PyQt6.QtCore import QThreadPool
+
+    from surgtwin.app.workers import background_pool
+
+    for pool in (QThreadPool.globalInstance(), background_pool()):
+        pool.waitForDone(120_000)
+    if not sip.isdeleted(w):
+        w.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QSettings, Qt, QThreadPool, pyqtSignal
 from PyQt6.QtGui import QAction, QCloseEvent, QImage, QPainter
 from PyQt6.QtWidgets import (
     QFileDialog,
@@ -561,6 +561,10 @@ class MainWindow(QMainWindow):
         elif stack is not None and stack.is_clean and self.session.autosaver is not None:
             self.session.autosaver.discard()
         self.cancel_jobs()
-        QTimer.singleShot(0, lambda: None)
+        if self.session._field_job is not None:
+            self.session._field_job.cancel()
+        # the panels' own pools end their (short) jobs before the panels go
+        for pool in self.findChildren(QThreadPool):
+            pool.waitForDone(10_000)
         self.view3d.close_plotter()
         super().closeEvent(event)
