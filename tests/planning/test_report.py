@@ -61,10 +61,11 @@ def pdf_text(data: bytes) -> str:
     import zlib
 
     out = []
-    for m in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+    for m in re.finditer(rb"stream\r?\n(.*?)endstream", data, re.S):
         raw = m.group(1)
-        with contextlib.suppress(zlib.error):
-            raw = zlib.decompress(raw)
+        # a decompressor object ignores the end-of-line bytes before "endstream"
+        with contextlib.suppress(zlib.error):  # not deflated
+            raw = zlib.decompressobj().decompress(raw)
         for block in re.findall(rb"BT(.*?)ET", raw, re.S):
             parts = re.findall(rb"\(((?:\\.|[^\\)])*)\)", block)
             text = b"".join(re.sub(rb"\\(.)", rb"\1", p) for p in parts)
