@@ -25,7 +25,7 @@ from surgtwin.planning.checks import implant_samples
 __all__ = ["LOD_FACES", "View3D"]
 
 #: Surfaces with more triangles than this get a decimated copy shown while dragging.
-LOD_FACES = 6_000
+LOD_FACES = 4_000
 #: Implant models with more triangles than this are drawn from a coarse copy while dragging.
 LIGHT_IMPLANT_FACES = 1_500
 
@@ -76,6 +76,12 @@ class View3D(QWidget):
         self._light_cache: dict[int, tuple] = {}
         self._line_actor = None
         self._label_actor = None
+        self._label_text = ""
+        self._label_time = 0.0
+        self._label_timer = QTimer(self)
+        self._label_timer.setSingleShot(True)
+        self._label_timer.setInterval(110)
+        self._label_timer.timeout.connect(self._refresh_label)
         self.interacting = False
         self.frames = 0
         self.last_frame_s = 0.0
@@ -118,6 +124,9 @@ class View3D(QWidget):
         if on == self.interacting:
             return
         self.interacting = on
+        if not on and self._line_actor is not None:
+            self._label_time = 0.0
+            self._update_line()  # the final text at once
         for name, actor in self._implant_actors.items():
             inputs = self._implant_inputs.get(name)
             if inputs is not None:
@@ -357,10 +366,25 @@ class View3D(QWidget):
         self._line_source.SetPoint2(*b)
         self._line_actor.GetProperty().SetColor(*colour)
         self._line_actor.SetVisibility(True)
-        self._label_actor.SetInput(f"{reading.structure}: {reading.text}")
+        text = f"{reading.structure}: {reading.text}"
+        # a new text is rasterised again (a few ms on software GL): while dragging, at most
+        # ten times a second; the position and colour follow every frame
+        now = time.monotonic()
+        if text != self._label_text and (not self.interacting or now - self._label_time > 0.1):
+            self._label_actor.SetInput(text)
+            self._label_text, self._label_time = text, now
+        elif text != self._label_text and not self._label_timer.isActive():
+            self._label_timer.start()
         self._label_actor.SetPosition(*((a + b) / 2))
-        self._label_actor.GetTextProperty().SetColor(*colour)
+        prop = self._label_actor.GetTextProperty()
+        if tuple(prop.GetColor()) != tuple(colour):
+            prop.SetColor(*colour)
         self._label_actor.SetVisibility(True)
+
+    def _refresh_label(self) -> None:
+        self._label_time = 0.0
+        self._update_line()
+        self.request_render()
 
     @property
     def clearance_label(self) -> str:

@@ -9,7 +9,7 @@ import time
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt, QTimer
 from PyQt6.QtGui import QBrush, QColor, QPainter, QPen
-from PyQt6.QtWidgets import QListWidgetItem, QTableWidgetItem, QWidget
+from PyQt6.QtWidgets import QListWidgetItem, QSizePolicy, QTableWidgetItem, QWidget
 
 from surgtwin.app.live_controller import STATUS_COLOURS
 from surgtwin.app.resources import load_ui
@@ -284,7 +284,7 @@ class ImplantsPanel(QWidget):
         self._last_table = 0.0
         self._table_timer = QTimer(self)
         self._table_timer.setSingleShot(True)
-        self._table_timer.setInterval(60)
+        self._table_timer.setInterval(260)
         self._table_timer.timeout.connect(self._show_readings)
         self.move_tool = MoveTool(self)
         self.handles = Handles3D(self)
@@ -302,6 +302,13 @@ class ImplantsPanel(QWidget):
         self.implantList.currentItemChanged.connect(self._list_selected)
         self.followCheck.toggled.connect(lambda _on: self._reslice())
         self.readoutTable.horizontalHeader().setStretchLastSection(True)
+        # a changing readout must not lay the dock out again at every drag step
+        for label in (self.statusLabel, self.trajectoryLabel):
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.statusLabel.setFixedHeight(self.statusLabel.sizeHint().height() + 4)
+        self.trajectoryLabel.setFixedHeight(
+            2 * self.trajectoryLabel.fontMetrics().lineSpacing() + 6
+        )
         self.readoutTable.verticalHeader().setVisible(False)
         self.session.caseChanged.connect(self._refresh_list)
         self.session.planEvent.connect(self._on_plan_event)
@@ -611,10 +618,11 @@ class ImplantsPanel(QWidget):
             views[key].set_oblique(centre, h, v, letters)
 
     def _show_readings_soon(self) -> None:
-        """The status line at once; the table and trajectory numbers at most every 50 ms
-        while an implant is dragged (they are read when the hand stops)."""
+        """The status line at once; the table and trajectory numbers at most every 250 ms
+        while an implant is dragged, and when it stops (each update lays the dock out again,
+        which costs as much as a frame on software OpenGL)."""
         now = time.monotonic()
-        if now - self._last_table >= 0.05 or not self.window.view3d.interacting:
+        if now - self._last_table >= 0.25 or not self.window.view3d.interacting:
             self._show_readings()
             return
         self._show_status()
@@ -650,7 +658,8 @@ class ImplantsPanel(QWidget):
                 if col in (1, 2) and r.role != "bone":
                     item.setForeground(QBrush(_qcolor(STATUS_COLOURS[r.status])))
                 table.setItem(row, col, item)
-        table.resizeColumnsToContents()
+        if not self.window.view3d.interacting:
+            table.resizeColumnsToContents()
         self._show_status()
         try:
             lib = library_implant(record)
