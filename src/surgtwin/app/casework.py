@@ -13,7 +13,7 @@ from surgtwin.imaging.volume import Volume
 from surgtwin.planning.plan import CaseReference, Plan
 from surgtwin.segmentation import LabelMap
 
-__all__ = ["OpenedCase", "example_screw", "open_dicom_case", "open_plan_case"]
+__all__ = ["OpenedCase", "case_volume", "example_screw", "open_dicom_case", "open_plan_case"]
 
 PLAN_SUFFIX = ".surgplan"
 
@@ -102,6 +102,58 @@ def open_dicom_case(
     return OpenedCase(volume, plan, None, tuple(warnings))
 
 
+def case_volume(
+    plan: Plan,
+    series: str,
+    mismatch: str,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> tuple[Volume | None, list[str]]:
+    """The volume of a plan's DICOM series (``plan.case.source_path``), when it can be found
+    and matches the plan's label map grid, and the warnings to show when it cannot.
+
+    Parameters
+    ----------
+    plan : Plan
+        A plan read from a file (a ``.surgplan`` or a scenario's case).
+    series : str
+        How the warnings name the series (``"The plan's DICOM series"``).
+    mismatch : str
+        The warning when the series' grid differs from the label map's (the volume is then
+        not shown).
+    progress, cancel : callable, optional
+        Passed to :func:`surgtwin.imaging.load`.
+
+    Raises
+    ------
+    LoadCancelled
+        ``cancel`` returned True.
+    """
+    warnings: list[str] = []
+    volume = None
+    source = plan.case.source_path
+    if source and Path(source).exists():
+        uid = plan.case.series_uids[0] if plan.case.series_uids else None
+        try:
+            volume = load(source, uid=uid, progress=progress, cancel=cancel)
+        except LoadCancelled:
+            raise
+        except SurgTwinError as exc:
+            warnings.append(f"{series} could not be loaded: {exc}")
+    else:
+        warnings.append(
+            f"{series} was not found"
+            + (f" at {source}" if source else "")
+            + "; the slice views show the segmentation only."
+        )
+    lm = plan.labelmap
+    if volume is not None and lm is not None and volume.geometry.shape != lm.geometry.shape:
+        warnings.append(mismatch)
+        volume = None
+    return volume, warnings
+
+
 def open_plan_case(
     path: str | os.PathLike,
     *,
@@ -113,25 +165,11 @@ def open_plan_case(
 
     plan = load_plan(path)
     _check(cancel)
-    warnings: list[str] = []
-    volume = None
-    source = plan.case.source_path
-    if source and Path(source).exists():
-        uid = plan.case.series_uids[0] if plan.case.series_uids else None
-        try:
-            volume = load(source, uid=uid, progress=progress, cancel=cancel)
-        except LoadCancelled:
-            raise
-        except SurgTwinError as exc:
-            warnings.append(f"The plan's DICOM series could not be loaded: {exc}")
-    else:
-        warnings.append(
-            "The plan's DICOM series was not found"
-            + (f" at {source}" if source else "")
-            + "; the slice views show the segmentation only."
-        )
-    lm = plan.labelmap
-    if volume is not None and lm is not None and volume.geometry.shape != lm.geometry.shape:
-        warnings.append("The DICOM series does not match the plan's grid; not shown.")
-        volume = None
+    volume, warnings = case_volume(
+        plan,
+        "The plan's DICOM series",
+        "The DICOM series does not match the plan's grid; not shown.",
+        progress=progress,
+        cancel=cancel,
+    )
     return OpenedCase(volume, plan, Path(path), tuple(warnings))

@@ -12,7 +12,7 @@ from pathlib import Path
 from PyQt6 import uic
 from PyQt6.QtWidgets import QWidget
 
-__all__ = ["load_ui", "stylesheet", "ui_dir", "ui_path"]
+__all__ = ["load_ui", "set_style_role", "stylesheet", "ui_dir", "ui_path"]
 
 
 @cache
@@ -47,3 +47,12 @@ def load_ui(name: str, widget: QWidget) -> QWidget:
 def stylesheet() -> str:
     """The dark theme (``theme.qss``)."""
     return ui_path("theme.qss").read_text(encoding="utf-8")
+
+
+def set_style_role(widget: QWidget, role: str) -> None:
+    """Give ``widget`` the theme's ``role`` property (``"status-ok"``, ``"status-warn"``,
+    ``"status-fail"``, ``""`` for none) and restyle it, since Qt does not re-apply a style
+    sheet when a property changes."""
+    widget.setProperty("role", role)
+    widget.style().unpolish(widget)
+    widget.style().polish(widget)

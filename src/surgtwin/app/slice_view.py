@@ -171,22 +171,30 @@ class SliceView(QWidget):
             self._rebuild_oblique(image, overlay)
             return
         if image:
-            vol = self.session.volume
-            if vol is not None:
-                self._set_grey(sl.image(vol.array, self.orientation, self.index))
-            else:
-                self._image = None
+            self._show_image(lambda array: sl.image(array, self.orientation, self.index))
         if overlay:
-            plan = self.session.plan
-            lm = plan.labelmap if plan is not None else None
-            if lm is not None:
-                if self._lut is None:
-                    self._lut = self._label_lut()
-                self._set_overlay(sl.image(np.asarray(lm.array), self.orientation, self.index))
-            else:
-                self._overlay = None
+            self._show_labels(lambda labels: sl.image(labels, self.orientation, self.index))
         self._version += 1
         self.update()
+
+    def _show_image(self, sample: Callable[[np.ndarray], np.ndarray]) -> None:
+        """The grey image: ``sample(volume array)`` gives the 2-D slice of the volume."""
+        vol = self.session.volume
+        if vol is not None:
+            self._set_grey(sample(vol.array))
+        else:
+            self._image = None
+
+    def _show_labels(self, sample: Callable[[np.ndarray], np.ndarray]) -> None:
+        """The label overlay: ``sample(label array)`` gives the 2-D slice of the label map."""
+        plan = self.session.plan
+        lm = plan.labelmap if plan is not None else None
+        if lm is not None:
+            if self._lut is None:
+                self._lut = self._label_lut()
+            self._set_overlay(sample(np.asarray(lm.array)))
+        else:
+            self._overlay = None
 
     def _plane_points(self) -> tuple[np.ndarray, int]:
         centre, h, v, _ = self.plane
@@ -203,32 +211,26 @@ class SliceView(QWidget):
         geom = sl.geometry
         spacing = min(geom.spacing) / 2.0
         if image:
-            vol = self.session.volume
-            if vol is not None:
-                raw = resample_plane(
-                    vol.array, geom.lps_to_index, centre, h, v, self.plane_half_mm, spacing
+            self._show_image(
+                lambda array: resample_plane(
+                    array, geom.lps_to_index, centre, h, v, self.plane_half_mm, spacing
                 )
-                self._set_grey(raw)
-            else:
-                self._image = None
+            )
         if overlay:
-            plan = self.session.plan
-            lm = plan.labelmap if plan is not None else None
-            if lm is not None:
-                if self._lut is None:
-                    self._lut = self._label_lut()
-                pts, n = self._plane_points()
-                ijk = np.rint(geom.lps_to_index(pts.reshape(-1, 3))).astype(np.int64)
-                size = np.array(geom.size)
-                inside = np.all((ijk >= 0) & (ijk < size), axis=1)
-                ijk = np.clip(ijk, 0, size - 1)
-                labels = np.asarray(lm.array)[ijk[:, 2], ijk[:, 1], ijk[:, 0]]
-                labels = np.where(inside, labels, 0).reshape(n, n).astype(np.uint8)
-                self._set_overlay(labels)
-            else:
-                self._overlay = None
+            self._show_labels(self._plane_labels)
         self._version += 1
         self.update()
+
+    def _plane_labels(self, labels: np.ndarray) -> np.ndarray:
+        """The label values on the oblique plane (nearest voxel; 0 outside the volume)."""
+        geom = self.session.slicer.geometry
+        pts, n = self._plane_points()
+        ijk = np.rint(geom.lps_to_index(pts.reshape(-1, 3))).astype(np.int64)
+        size = np.array(geom.size)
+        inside = np.all((ijk >= 0) & (ijk < size), axis=1)
+        ijk = np.clip(ijk, 0, size - 1)
+        values = labels[ijk[:, 2], ijk[:, 1], ijk[:, 0]]
+        return np.where(inside, values, 0).reshape(n, n).astype(np.uint8)
 
     def _set_grey(self, raw: np.ndarray) -> None:
         lo = self.window_centre - self.window_width / 2

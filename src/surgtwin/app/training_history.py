@@ -9,17 +9,14 @@ from pathlib import Path
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from PyQt6.QtCore import Qt
-from PyQt6.QtGui import QBrush, QColor
 from PyQt6.QtWidgets import (
     QDialog,
     QFileDialog,
-    QHeaderView,
-    QTableWidget,
-    QTableWidgetItem,
     QWidget,
 )
 
 from surgtwin.app.resources import load_ui
+from surgtwin.app.result_table import FAIL_COLOUR, PASS_COLOUR, fill_result_table
 from surgtwin.training.progress import AttemptRecord, ProgressStore
 
 __all__ = ["ATTEMPT_COLUMNS", "LATEST_COLUMNS", "InstructorDialog", "TrainingHistoryDialog"]
@@ -35,8 +32,6 @@ LATEST_COLUMNS = (
     "Ever passed",
     "Last attempt",
 )
-PASS_COLOUR = QColor(76, 217, 100)
-FAIL_COLOUR = QColor(255, 90, 79)
 # the plot in the app's dark theme
 _BG, _AXES, _TEXT, _GRID = "#1e2124", "#15181a", "#d8dde3", "#33393f"
 _LINES = ("#35b3b8", "#ffb340", "#a87aff", "#4cd964", "#ff7ab8", "#9aa4ae")
@@ -62,23 +57,9 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}:{s:02d}"
 
 
-def _fill(
-    table: QTableWidget, columns, rows: list[tuple[list[str], bool | None]], stretch: int
-) -> None:
-    table.clear()
-    table.setColumnCount(len(columns))
-    table.setHorizontalHeaderLabels(list(columns))
-    table.setRowCount(len(rows))
-    table.verticalHeader().setVisible(False)
-    for r, (cells, passed) in enumerate(rows):
-        for c, text in enumerate(cells):
-            item = QTableWidgetItem(text)
-            if passed is not None and text in ("passed", "failed"):
-                item.setForeground(QBrush(PASS_COLOUR if passed else FAIL_COLOUR))
-            table.setItem(r, c, item)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+def _is_verdict(_column: int, text: str) -> bool:
+    """Only the verdict cells of an attempt table are coloured."""
+    return text in ("passed", "failed")
 
 
 def _choose_csv(parent: QWidget, name: str) -> str:
@@ -164,7 +145,7 @@ class TrainingHistoryDialog(QDialog):
                 "-" if rec.undo_count is None else str(rec.undo_count),
             ]
             rows.append((cells, rec.passed))
-        _fill(self.attemptTable, ATTEMPT_COLUMNS, rows, stretch=2)
+        fill_result_table(self.attemptTable, ATTEMPT_COLUMNS, rows, 2, _is_verdict)
         n_pass = sum(r.passed for r in self.records)
         self.summaryLabel.setText(
             f"{len(self.records)} attempt{'' if len(self.records) == 1 else 's'}, {n_pass} passed"
@@ -286,7 +267,7 @@ class InstructorDialog(QDialog):
                 _when(r.latest.recorded_at),
             ]
             table_rows.append((cells, r.latest.passed))
-        _fill(self.resultTable, LATEST_COLUMNS, table_rows, stretch=1)
+        fill_result_table(self.resultTable, LATEST_COLUMNS, table_rows, 1, _is_verdict)
         trainees = {r.trainee for r in self.rows}
         self.summaryLabel.setText(
             f"{len(trainees)} trainee{'' if len(trainees) == 1 else 's'}, "

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-import vtk
 from PyQt6.QtCore import QPointF, Qt
 from PyQt6.QtGui import QColor, QPainter, QPen, QPolygonF
 
+from surgtwin.app.view3d import vtk_matrix
 from surgtwin.planning.plan import Cut, Implant
 
 __all__ = ["EXPERT_COLOUR", "ExpertOverlay", "plane_section"]
@@ -55,14 +55,6 @@ def plane_section(
     ends = np.stack(ends, axis=1)  # (k, 3 edges, 3)
     hits = np.stack(hits, axis=1)  # exactly two edges of a crossing triangle cross
     return ends[hits].reshape(-1, 2, 3)
-
-
-def _vtk_matrix(pose: np.ndarray) -> vtk.vtkMatrix4x4:
-    m = vtk.vtkMatrix4x4()
-    for i in range(4):
-        for j in range(4):
-            m.SetElement(i, j, float(pose[i, j]))
-    return m
 
 
 class ExpertOverlay:
@@ -138,7 +130,7 @@ class ExpertOverlay:
                 smooth_shading=True,
                 render=False,
             )
-            actor.SetUserMatrix(_vtk_matrix(np.asarray(record.pose)))
+            actor.SetUserMatrix(vtk_matrix(np.asarray(record.pose)))
             self._actors.append(actor)
         for cut in self.cuts:
             try:

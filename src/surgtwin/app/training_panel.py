@@ -7,17 +7,16 @@ import html
 import math
 from pathlib import Path
 
-from PyQt6.QtGui import QBrush, QColor
 from PyQt6.QtWidgets import (
     QHeaderView,
     QListWidgetItem,
     QSizePolicy,
     QTableWidget,
-    QTableWidgetItem,
     QWidget,
 )
 
 from surgtwin.app.resources import load_ui
+from surgtwin.app.result_table import FAIL_COLOUR, PASS_COLOUR, fill_result_table
 from surgtwin.app.trainingwork import allowed_text
 from surgtwin.training.scenario import ScenarioInfo
 from surgtwin.training.scoring import ScoreResult
@@ -30,8 +29,6 @@ __all__ = [
     "resection_rows",
 ]
 
-PASS_COLOUR = QColor(76, 217, 100)
-FAIL_COLOUR = QColor(255, 90, 79)
 OVERTIME_STYLE = "font-family: monospace; font-size: 22pt; font-weight: bold; color: #ff5a4f;"
 CLOCK_STYLE = "font-family: monospace; font-size: 22pt; font-weight: bold; color: #d8dde3;"
 
@@ -87,20 +84,10 @@ def resection_rows(result: ScoreResult) -> list[tuple[tuple[str, ...], bool]]:
 
 
 def _fill(table: QTableWidget, columns: tuple[str, ...], rows) -> None:
-    table.clear()
-    table.setColumnCount(len(columns))
-    table.setHorizontalHeaderLabels(list(columns))
-    table.setRowCount(len(rows))
-    table.verticalHeader().setVisible(False)
-    for r, (cells, passed) in enumerate(rows):
-        for c, text in enumerate(cells):
-            item = QTableWidgetItem(text)
-            if c == len(cells) - 1 or c == 0:
-                item.setForeground(QBrush(PASS_COLOUR if passed else FAIL_COLOUR))
-            table.setItem(r, c, item)
+    # the name and the score show whether the item passed
+    last = len(columns) - 1
+    fill_result_table(table, columns, rows, 0, lambda c, _text: c in (0, last))
     header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
     rows_header = table.verticalHeader()
     rows_header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
     rows_header.setDefaultSectionSize(table.fontMetrics().height() + 8)

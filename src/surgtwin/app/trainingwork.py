@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from surgtwin.app.casework import OpenedCase
-from surgtwin.errors import LoadCancelled, SurgTwinError
+from surgtwin.app.casework import OpenedCase, case_volume
+from surgtwin.errors import LoadCancelled
 from surgtwin.planning.plan import Plan
 from surgtwin.training.attempt import AttemptMeta, save_attempt
 from surgtwin.training.progress import ProgressStore
@@ -77,35 +77,18 @@ def open_training_case(
     ScenarioError, PlanFileError
         The scenario or its case cannot be read.
     """
-    from surgtwin.imaging import load
-
     _report(progress, 0, 3)
     scenario = load_scenario(location)
     _check(cancel)
     plan = scenario.case_plan()  # the first call segments the phantom (seconds)
     _report(progress, 1, 3)
     _check(cancel)
-    warnings: list[str] = []
-    volume = None
-    source = plan.case.source_path
-    if source and Path(source).exists():
-        uid = plan.case.series_uids[0] if plan.case.series_uids else None
-        try:
-            volume = load(source, uid=uid, cancel=cancel)
-        except LoadCancelled:
-            raise
-        except SurgTwinError as exc:
-            warnings.append(f"The scenario's DICOM series could not be loaded: {exc}")
-    else:
-        warnings.append(
-            "The scenario's DICOM series was not found"
-            + (f" at {source}" if source else "")
-            + "; the slice views show the segmentation only."
-        )
-    lm = plan.labelmap
-    if volume is not None and lm is not None and volume.geometry.shape != lm.geometry.shape:
-        warnings.append("The scenario's DICOM series does not match its segmentation; not shown.")
-        volume = None
+    volume, warnings = case_volume(
+        plan,
+        "The scenario's DICOM series",
+        "The scenario's DICOM series does not match its segmentation; not shown.",
+        cancel=cancel,
+    )
     _report(progress, 3, 3)
     return TrainingCase(scenario, OpenedCase(volume, plan, None, tuple(warnings)))
 

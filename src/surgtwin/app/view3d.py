@@ -22,7 +22,7 @@ from surgtwin.geometry.mesh import Mesh
 from surgtwin.geometry.surface import decimate_mesh
 from surgtwin.planning.checks import implant_samples
 
-__all__ = ["LOD_FACES", "View3D"]
+__all__ = ["LOD_FACES", "View3D", "vtk_matrix"]
 
 #: Surfaces with more triangles than this get a decimated copy shown while dragging.
 LOD_FACES = 4_000
@@ -30,7 +30,8 @@ LOD_FACES = 4_000
 LIGHT_IMPLANT_FACES = 1_500
 
 
-def _vtk_matrix(pose: np.ndarray) -> vtk.vtkMatrix4x4:
+def vtk_matrix(pose: np.ndarray) -> vtk.vtkMatrix4x4:
+    """A 4 x 4 pose (LPS mm) as VTK's matrix, for an actor's ``SetUserMatrix``."""
     m = vtk.vtkMatrix4x4()
     for i in range(4):
         for j in range(4):
@@ -262,7 +263,7 @@ class View3D(QWidget):
             smooth_shading=True,
             render=False,
         )
-        actor.SetUserMatrix(_vtk_matrix(np.asarray(record.pose)))
+        actor.SetUserMatrix(vtk_matrix(np.asarray(record.pose)))
         self._implant_actors[name] = actor
         full = actor.GetMapper().GetInput()
         self._implant_inputs[name] = (full, self._light_implant(local, full))
@@ -317,7 +318,7 @@ class View3D(QWidget):
                     self.plotter.remove_actor(actor, render=False)
                     self._add_implant(name)
                 else:
-                    actor.SetUserMatrix(_vtk_matrix(np.asarray(new.pose)))
+                    actor.SetUserMatrix(vtk_matrix(np.asarray(new.pose)))
         elif event.name in ("labelmap",):
             return
         else:

@@ -16,13 +16,16 @@ A resident rehearses on a scenario: a case, a task and a hidden expert plan. The
     scenario.unlock_results()                     # now scenario.expert_plan() may be shown
     ProgressStore().record(result, meta, attempt_file="attempt.surgplan")
 
-Modules: :mod:`~surgtwin.training.scenario` (scenario files, authoring),
-:mod:`~surgtwin.training.bundled` (the phantom's scenarios),
-:mod:`~surgtwin.training.attempt` (attempt files, time and undo counting),
-:mod:`~surgtwin.training.scoring` (the measures, weights and feedback),
-:mod:`~surgtwin.training.resections`, :mod:`~surgtwin.training.directions` (patient terms),
-:mod:`~surgtwin.training.progress` (SQLite store, CSV, instructor view). Nothing here imports
-Qt.
+Modules: :mod:`~surgtwin.training.scenario` (the scenario API, gathered from
+:mod:`~surgtwin.training.scenario_info` (settings), :mod:`~surgtwin.training.scenario_model`
+(the locked scenario), :mod:`~surgtwin.training.scenario_files` (files and folders) and
+:mod:`~surgtwin.training.scenario_authoring`), :mod:`~surgtwin.training.bundled` (the phantom's
+scenarios), :mod:`~surgtwin.training.attempt` (attempt files, time and undo counting),
+:mod:`~surgtwin.training.scoring` (the measures, weights, total and feedback; with
+:mod:`~surgtwin.training.implant_scoring`, :mod:`~surgtwin.training.resection_scoring` and
+:mod:`~surgtwin.training.score_results`), :mod:`~surgtwin.training.resections`,
+:mod:`~surgtwin.training.directions` (patient terms), :mod:`~surgtwin.training.progress`
+(SQLite store, CSV, instructor view). Nothing here imports Qt.
 """
 
 from surgtwin.training.attempt import AttemptMeta, AttemptTracker, load_attempt, save_attempt

@@ -24,7 +24,7 @@ from PyQt6.QtWidgets import (
 )
 
 from surgtwin.app.live_controller import STATUS_COLOURS
-from surgtwin.app.resources import load_ui
+from surgtwin.app.resources import load_ui, set_style_role
 from surgtwin.app.workers import Job
 from surgtwin.geometry.mesh_io import safe_file_stem
 from surgtwin.planning.plan_export import (
@@ -226,12 +226,10 @@ class ExportPanel(QWidget):
                 "Patient identifiers WILL be written into the report, the DICOM SEG and the "
                 "metadata of OBJ, PLY, VTP, GLB and 3MF files (never STL or file names)."
             )
-            self.privacyLabel.setProperty("role", "status-warn")
+            set_style_role(self.privacyLabel, "status-warn")
         else:
             self.privacyLabel.setText("Anonymised: no patient identifiers are written.")
-            self.privacyLabel.setProperty("role", "")
-        self.privacyLabel.style().unpolish(self.privacyLabel)
-        self.privacyLabel.style().polish(self.privacyLabel)
+            set_style_role(self.privacyLabel, "")
 
     @property
     def include_patient(self) -> bool:
@@ -422,9 +420,7 @@ class ExportPanel(QWidget):
     def _status(self, text: str, status: str | None, folder: Path | None = None) -> None:
         self.statusLabel.setText(text)
         self.statusLabel.setToolTip(str(folder) if folder is not None else "")
-        self.statusLabel.setProperty("role", f"status-{status}" if status else "")
-        self.statusLabel.style().unpolish(self.statusLabel)
-        self.statusLabel.style().polish(self.statusLabel)
+        set_style_role(self.statusLabel, f"status-{status}" if status else "")
         where = f" ({folder})" if folder is not None else ""
         self.window.statusBar().showMessage(text + where, 8000)
 

@@ -17,13 +17,15 @@ from collections.abc import Callable
 import numpy as np
 from PyQt6 import sip
 from PyQt6.QtCore import Qt, QThreadPool, QTimer
-from PyQt6.QtGui import QColor, QImage, QPainter
-from PyQt6.QtWidgets import QColorDialog, QPushButton, QTableWidgetItem, QWidget
+from PyQt6.QtGui import QPainter
+from PyQt6.QtWidgets import QPushButton, QWidget
 
+from surgtwin.app.panels.segment_labels import LabelListMixin, qcolor, unique_name
+from surgtwin.app.panels.segment_preview import COMMON_RANGES, ThresholdPreviewMixin
+from surgtwin.app.panels.segment_refine import RefineMixin
 from surgtwin.app.panels.segment_tools import BrushTool, GrowTool
-from surgtwin.app.panels.structures import colour_icon, role_changes
 from surgtwin.app.range_slider import RangeSlider
-from surgtwin.app.resources import load_ui
+from surgtwin.app.resources import load_ui, set_style_role
 from surgtwin.app.workers import Job, start_job
 from surgtwin.errors import LoadCancelled
 from surgtwin.planning.commands import (
@@ -35,53 +37,19 @@ from surgtwin.planning.commands import (
 )
 from surgtwin.planning.plan import ROLES, Structure
 from surgtwin.segmentation import operations as ops
-from surgtwin.segmentation.editing import (
-    REFINE_OPERATIONS,
-    grow_from_seed,
-    islands,
-    refine,
-    stroke_mask,
-    surface_status,
-)
+from surgtwin.segmentation.editing import grow_from_seed, stroke_mask, surface_status
 from surgtwin.segmentation.labelmap import Label, LabelMap, SegmentationError
 from surgtwin.segmentation.presets import PRESETS
 
 __all__ = ["COMMON_RANGES", "DIGEST_KEY", "SegmentPanel"]
 
-#: Typical value ranges offered next to the threshold (name, low, high; HU).
-COMMON_RANGES = [
-    ("Bone", 226, 3071),
-    ("Soft tissue", -100, 200),
-    ("CSF, spinal canal", -50, 45),
-    ("Fat", -200, -50),
-    ("Lung and air", -1000, -400),
-    ("Contrast vessels", 180, 600),
-    ("Metal, markers", 2000, 4000),
-]
 #: Mesh metadata key: digest of the label voxels the surface was built from.
 DIGEST_KEY = "label_digest"
-#: Preview colour of voxels in the threshold range (ARGB).
-PREVIEW_ARGB = 0x8C3CE6C8
 CUT_LEAKS_MM = 1.0
-MAX_SPLIT = 20
 STATS_DELAY_MS = 150
 
 
-def _qcolor(rgb, alpha: int = 255) -> QColor:
-    return QColor(round(255 * rgb[0]), round(255 * rgb[1]), round(255 * rgb[2]), alpha)
-
-
-def _unique(name: str, taken) -> str:
-    low = {t.lower() for t in taken}
-    if name.lower() not in low:
-        return name
-    n = 2
-    while f"{name} {n}".lower() in low:
-        n += 1
-    return f"{name} {n}"
-
-
-class SegmentPanel(QWidget):
+class SegmentPanel(LabelListMixin, RefineMixin, ThresholdPreviewMixin, QWidget):
     """The Segment tab: edits the plan's label map, one undo step per edit.
 
     Parameters
@@ -276,188 +244,6 @@ class SegmentPanel(QWidget):
         for view in self.window.slice_views.values():
             view.update()
 
-    # ---------------------------------------------------------------- label list
-
-    def _refresh_labels(self) -> None:
-        table = self.labelTable
-        lm = self.labelmap()
-        keep = self._select_after if self._select_after is not None else self.current_value()
-        self._select_after = None
-        self._updating = True
-        table.setRowCount(0)
-        labels = sorted(lm.labels.values(), key=lambda lab: lab.value) if lm is not None else []
-        vv = lm.geometry.voxel_volume_mm3 if lm is not None else 1.0
-        for row, lab in enumerate(labels):
-            table.insertRow(row)
-            show = QTableWidgetItem()
-            show.setFlags(
-                Qt.ItemFlag.ItemIsUserCheckable
-                | Qt.ItemFlag.ItemIsEnabled
-                | Qt.ItemFlag.ItemIsSelectable
-            )
-            show.setCheckState(Qt.CheckState.Checked if lab.visible else Qt.CheckState.Unchecked)
-            show.setIcon(colour_icon(lab.color))
-            show.setData(Qt.ItemDataRole.UserRole, lab.value)
-            name = QTableWidgetItem(lab.name)
-            name.setFlags(
-                Qt.ItemFlag.ItemIsEditable
-                | Qt.ItemFlag.ItemIsEnabled
-                | Qt.ItemFlag.ItemIsSelectable
-            )
-            role = QTableWidgetItem(str(lab.role))
-            role.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
-            volume = QTableWidgetItem(self._volume_text(lab.value, vv))
-            volume.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
-            volume.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            for col, item in enumerate((show, name, role, volume)):
-                table.setItem(row, col, item)
-            if lab.value == keep:
-                table.setCurrentCell(row, 1)
-        if table.currentRow() < 0 and table.rowCount():
-            table.setCurrentCell(0, 1)
-        self._updating = False
-        self._show_selected()
-
-    def _volume_text(self, value: int, voxel_mm3: float) -> str:
-        if self._counts is None or value >= len(self._counts):
-            return "…"
-        ml = self._counts[value] * voxel_mm3 / 1000.0
-        return f"{ml:.1f} ml" if ml >= 1 else f"{ml * 1000:.0f} mm³"
-
-    def _show_selected(self) -> None:
-        value = self.current_value()
-        lm = self.labelmap()
-        has = value is not None
-        for w in (
-            self.colourButton,
-            self.roleCombo,
-            self.opacitySpin,
-            self.deleteLabelButton,
-            self.refineBox,
-        ):
-            w.setEnabled(has)
-        if not has or lm is None:
-            return
-        lab = lm.labels[value]
-        was, self._updating = self._updating, True
-        self.roleCombo.setCurrentIndex(max(0, self.roleCombo.findData(str(lab.role))))
-        self.opacitySpin.setValue(round(100 * lab.opacity))
-        self.colourButton.setIcon(colour_icon(lab.color))
-        self._updating = was
-        self.update_slices()
-
-    def _item_changed(self, item: QTableWidgetItem) -> None:
-        if self._updating:
-            return
-        row = item.row()
-        value = self.labelTable.item(row, 0).data(Qt.ItemDataRole.UserRole)
-        if item.column() == 0:
-            self.set_label(value, visible=item.checkState() == Qt.CheckState.Checked)
-        elif item.column() == 1:
-            self.set_label(value, name=item.text().strip())
-
-    def _choose_colour(self) -> None:
-        value = self.current_value()
-        lm = self.labelmap()
-        if value is None or lm is None:
-            return
-        colour = QColorDialog.getColor(_qcolor(lm.labels[value].color), self, "Label colour")
-        if colour.isValid():
-            rgb = (colour.redF(), colour.greenF(), colour.blueF())
-            self.set_label(value, color=tuple(round(c, 4) for c in rgb))
-
-    def _role_chosen(self, _index: int) -> None:
-        value = self.current_value()
-        if value is not None and not self._updating:
-            self.set_label(value, role=self.roleCombo.currentData())
-
-    def _opacity_changed(self, percent: int) -> None:
-        value = self.current_value()
-        if value is not None and not self._updating:
-            self.set_label(value, opacity=percent / 100.0)
-
-    def new_label(self, name: str | None = None, role: str = "other") -> int | None:
-        """Add an empty label (one undo step) and select it; returns its value."""
-        lm, plan = self.labelmap(), self.session.plan
-        if lm is None:
-            return None
-        taken = list(lm.names()) + list(plan.structures)
-        lab = lm.new_label(_unique(name or "Label", taken), role)
-        labels = dict(lm.labels)
-        labels[lab.value] = lab
-        edit = lm.set_labels(f"New label {lab.name}", labels)
-        self._select_after = lab.value
-        self.session.push(LabelEditCommand(plan, edit))
-        return lab.value
-
-    def set_label(self, value: int, **changes) -> bool:
-        """Rename, recolour, show/hide, change the role or opacity of a label as one undo step
-        (its 3-D structure follows)."""
-        lm, plan = self.labelmap(), self.session.plan
-        if lm is None or value not in lm.labels:
-            return False
-        lab = lm.labels[value]
-        changes = {k: v for k, v in changes.items() if getattr(lab, k) != v}
-        if "role" in changes:
-            changes["role"] = type(lab.role)(changes["role"])
-        if not changes:
-            return False
-        if "name" in changes:
-            new = changes["name"]
-            own = {s.name for s in plan.structures.values() if s.label_value == value}
-            taken = [n for n in lm.names() if n != lab.name] + [
-                n for n in plan.structures if n not in own
-            ]
-            if not new or new.lower() in {t.lower() for t in taken}:
-                self._status(f"Cannot rename {lab.name}: the name {new!r} is empty or in use")
-                self._refresh_labels()
-                return False
-            step = f"Rename {lab.name} to {new}"
-        elif "visible" in changes:
-            step = f"{'Show' if changes['visible'] else 'Hide'} {lab.name}"
-        else:
-            step = f"Set {', '.join(changes)} of {lab.name}"
-        edit = lm.update_label(step, value, **changes)
-        commands = [LabelEditCommand(plan, edit)]
-        if "role" in changes:
-            for s in plan.structures.values():
-                if s.source == "label" and s.label_value == value and s.role != changes["role"]:
-                    commands.append(
-                        SetStructureProperty(plan, s.name, **role_changes(s, str(changes["role"])))
-                    )
-        self._select_after = value
-        try:
-            self.session.push(
-                commands[0] if len(commands) == 1 else CompoundCommand(plan, step, commands)
-            )
-        except ValueError as exc:
-            self._status(str(exc))
-            self._refresh_labels()
-            return False
-        return True
-
-    def _delete_clicked(self) -> None:
-        value = self.current_value()
-        if value is not None:
-            self.delete_label(value)
-
-    def delete_label(self, value: int) -> None:
-        """Delete a label, its voxels and its structures, as one undo step."""
-        lm, plan = self.labelmap(), self.session.plan
-        if lm is None or value not in lm.labels:
-            return
-        name = lm.labels[value].name
-        labels = {v: lab for v, lab in lm.labels.items() if v != value}
-        step = f"Delete label {name}"
-        edit = lm.set_labels(step, labels)
-        commands = [LabelEditCommand(plan, edit)]
-        for s in list(plan.structures.values()):
-            if s.source == "label" and s.label_value == value:
-                commands.append(RemoveStructure(plan, s.name))
-        self.session.push(
-            commands[0] if len(commands) == 1 else CompoundCommand(plan, step, commands)
-        )
-
     # ---------------------------------------------------------------- label edits
 
     def _target_label(self, default_name: str, role: str = "other") -> tuple[Label, bool]:
@@ -467,7 +253,7 @@ class SegmentPanel(QWidget):
         if value is not None:
             return lm.labels[value], False
         taken = list(lm.names()) + list(plan.structures)
-        return lm.new_label(_unique(default_name, taken), role), True
+        return lm.new_label(unique_name(default_name, taken), role), True
 
     def _push_edit(self, edit, select: int | None = None) -> bool:
         if edit is None:
@@ -522,7 +308,7 @@ class SegmentPanel(QWidget):
                 # the map changed while the mask was computed: make the record on it as it is
                 target = new
                 if is_new and (label.value in lm.labels or label.name in lm.names()):
-                    target = lm.new_label(_unique(label.name, lm.names()), label.role)
+                    target = lm.new_label(unique_name(label.name, lm.names()), label.role)
                 if not is_new and label.value not in lm.labels:
                     self._status(f"{title}: the label was deleted meanwhile")
                     return
@@ -546,7 +332,7 @@ class SegmentPanel(QWidget):
         try:
             label, is_new = lm.label(p.name), False
         except SegmentationError:
-            name = _unique(p.name, self.session.plan.structures)
+            name = unique_name(p.name, self.session.plan.structures)
             label, is_new = lm.new_label(name, p.role), True
 
         def compute(_cancel):
@@ -602,65 +388,6 @@ class SegmentPanel(QWidget):
         """The range is now a label: stop covering it with the preview (a new range shows it
         again)."""
         self.previewCheck.setChecked(False)
-
-    def refine_selected(self, operation: str, amount: float = 0.0) -> Job | None:
-        """Islands, holes, smoothing or a margin on the selected label (one undo step)."""
-        if not self._ready():
-            return None
-        value = self.current_value()
-        if value is None:
-            self._status("Select a label first")
-            return None
-        lm = self.labelmap()
-        label = lm.labels[value]
-        title = REFINE_OPERATIONS[operation][0].format(label=label.name, amount=amount)
-
-        def compute(_cancel):
-            return refine(np.asarray(lm.array) == value, lm.geometry, operation, amount)
-
-        return self._run_edit(title, compute, label, False, "set", self.overwriteCheck.isChecked())
-
-    def split_selected(self) -> Job | None:
-        """The selected label keeps its largest island; each other island (up to 20) becomes
-        a new label, all in one undo step."""
-        if not self._ready():
-            return None
-        value = self.current_value()
-        if value is None:
-            self._status("Select a label first")
-            return None
-        plan, lm = self.session.plan, self.labelmap()
-
-        def work(_progress, _cancel):
-            return islands(np.asarray(lm.array) == value, MAX_SPLIT)
-
-        def done(parts) -> None:
-            if self.session.plan is not plan or value not in lm.labels:
-                return
-            if len(parts) < 2:
-                self._status(f"{lm.labels[value].name} is one island")
-                return
-            base = lm.labels[value]
-            step = f"Split {base.name} into {len(parts)} labels"
-            edits = []
-            try:
-                for n, (box, mask) in enumerate(parts[1:], start=2):
-                    taken = list(lm.names()) + list(plan.structures)
-                    lab = lm.new_label(_unique(f"{base.name} {n}", taken), base.role)
-                    # only the voxels that are still the label's own move
-                    mask = mask & (np.asarray(lm.array[box]) == value)
-                    edit = lm.change(step, lab.value, mask, box=box, mode="add", label=lab)
-                    if edit is not None:
-                        edits.append(edit)
-            except BaseException:
-                for edit in reversed(edits):
-                    lm.undo(edit)
-                raise
-            commands = [LabelEditCommand(plan, e) for e in edits]
-            self._select_after = value
-            self.session.push(CompoundCommand(plan, step, commands))
-
-        return self.window.run_job(f"Finding the islands of {lm.labels[value].name}", work, done)
 
     def plane_of(self, view) -> tuple[int, int]:
         """The (numpy axis, index) of the slice a view shows (for a 2-D brush)."""
@@ -736,7 +463,7 @@ class SegmentPanel(QWidget):
                     names.append(s.name)
                 label = lm.labels.get(value)
                 if not owners and label is not None:
-                    name = _unique(label.name, plan.structures)
+                    name = unique_name(label.name, plan.structures)
                     structure = Structure(
                         name,
                         str(label.role),
@@ -844,41 +571,15 @@ class SegmentPanel(QWidget):
                     item.setText(self._volume_text(value, vv))
         if self._stale:
             self.staleLabel.setText("Out of date in 3-D: " + ", ".join(self._stale))
-            self.staleLabel.setProperty("role", "status-warn")
+            set_style_role(self.staleLabel, "status-warn")
         else:
             self.staleLabel.setText("3-D surfaces match the labels")
-            self.staleLabel.setProperty("role", "")
-        self.staleLabel.style().unpolish(self.staleLabel)
-        self.staleLabel.style().polish(self.staleLabel)
+            set_style_role(self.staleLabel, "")
 
     @property
     def stale(self) -> list[str]:
         """Labels whose 3-D surface is missing or older than their voxels (as last counted)."""
         return list(self._stale)
-
-    # ---------------------------------------------------------------- threshold controls
-
-    def _slider_moved(self, low: int, high: int) -> None:
-        for spin, value in ((self.lowSpin, low), (self.highSpin, high)):
-            spin.blockSignals(True)
-            spin.setValue(value)
-            spin.blockSignals(False)
-        if not self.previewCheck.isChecked():
-            self.previewCheck.setChecked(True)  # updates the slices
-        else:
-            self.update_slices()
-
-    def _spins_changed(self, _value: int) -> None:
-        self.range_slider.setValues(self.lowSpin.value(), self.highSpin.value())
-        lo, hi = self.range_slider.values()
-        if (self.lowSpin.value(), self.highSpin.value()) != (lo, hi):
-            self._slider_moved(lo, hi)
-
-    def _range_chosen(self, index: int) -> None:
-        pair = self.rangeCombo.itemData(index)
-        if pair:
-            self.set_range(*pair)
-        self.rangeCombo.setCurrentIndex(0)
 
     # ---------------------------------------------------------------- tools
 
@@ -917,36 +618,6 @@ class SegmentPanel(QWidget):
         super().hideEvent(event)
         self.update_slices()
 
-    def preview_active(self) -> bool:
-        """Whether the threshold preview is drawn on the slices."""
-        return (
-            self.previewCheck.isChecked()
-            and self.isVisible()
-            and not isinstance(self.window.tool, BrushTool)
-            and self.session.volume is not None
-            and self.session.slicer is not None
-        )
-
-    def preview_image(self, view) -> tuple[QImage, np.ndarray] | None:
-        """The threshold preview of the slice a view shows (image and its in-range mask)."""
-        vol, sl = self.session.volume, self.session.slicer
-        if vol is None or sl is None:
-            return None
-        lo, hi = self.threshold_range()
-        key = (view.index, lo, hi, id(vol))
-        cached = self._preview_cache.get(view.orientation)
-        if cached is not None and cached[0] == key:
-            return cached[1], cached[3]
-        raw = sl.image(vol.array, view.orientation, view.index)
-        inside = (raw >= lo) & (raw <= hi)
-        argb = np.zeros(inside.shape, dtype=np.uint32)
-        argb[inside] = PREVIEW_ARGB
-        argb = np.ascontiguousarray(argb)
-        h, w = argb.shape
-        image = QImage(argb.data, w, h, 4 * w, QImage.Format.Format_ARGB32)
-        self._preview_cache[view.orientation] = (key, image, argb, inside)
-        return image, inside
-
     def draw_overlay(self, p: QPainter, view) -> None:
         """Threshold preview (current slices only) and the brush while painting."""
         if self.preview_active():
@@ -960,4 +631,4 @@ class SegmentPanel(QWidget):
         if isinstance(tool, BrushTool):
             lm, value = self.labelmap(), self.current_value()
             rgb = lm.labels[value].color if lm is not None and value is not None else (1, 1, 1)
-            tool.draw(p, view, self.radiusSpin.value(), _qcolor(rgb))
+            tool.draw(p, view, self.radiusSpin.value(), qcolor(rgb))
