@@ -72,6 +72,12 @@ def recover_autosave(window, path: Path):
     return window.run_job(f"Recovering {path.name}", work, show)
 
 
+def _named(path, exc: BaseException) -> str:
+    """The error's text, led by the path unless it names it already."""
+    text = str(exc)
+    return text if str(path) in text else f"{path}: {text}"
+
+
 def install_excepthook(window) -> None:
     """An error escaping a Qt event handler would abort the process (PyQt6's default): show
     it in the error dialog instead, so no work is lost."""
@@ -134,7 +140,7 @@ def run_gui(path: str | None = None, screenshot: str | None = None) -> int:
         else:
             job = window.open_path(path)
             job.signals.finished.connect(lambda _r: QTimer.singleShot(0, shoot))
-            job.signals.failed.connect(lambda exc, _tb: fail(f"{path}: {exc}"))
+            job.signals.failed.connect(lambda exc, _tb: fail(_named(path, exc)))
             job.signals.cancelled.connect(lambda: fail("cancelled"))
         app.exec()
         window.close()
