@@ -70,7 +70,9 @@ def _open(app, window, path, segment=True) -> None:
     _wait(
         app,
         lambda: (
-            window.session._field_job is None and not window.jobs and not window.view3d._lod_jobs
+            not window.session.fields_building
+            and not window.jobs
+            and not window.view3d.display_copies_pending
         ),
     )
 

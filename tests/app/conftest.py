@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from guitools import FIELD_TIMEOUT_MS, wait_idle
+from guitools import FIELD_TIMEOUT_MS, new_window, wait_idle
 
 from testdata import REPO
 
@@ -24,35 +24,8 @@ def artefacts() -> Path:
 
 @pytest.fixture
 def window(qtbot):
-    from surgtwin.app.mainwindow import MainWindow
-
-    w = MainWindow()
-    w.confirm_close = False
-    qtbot.addWidget(w)
-    w.resize(1440, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.cancel_jobs()
-    for job in list(w.jobs):
-        job.done.wait(60)
-    job = w.session._field_job
-    if job is not None:
-        job.cancel()
-        job.done.wait(120)
-    for j in list(w.view3d._lod_jobs):
-        j.cancel()
-    # every worker ends before the next test: nothing of this window's arrives in the next one
-    # (pytest-qt has closed the window already; its closeEvent waited for the panels' pools)
-    from PyQt6 import sip
-    from PyQt6.QtCore import QThreadPool
-
-    from surgtwin.app.workers import background_pool
-
-    for pool in (QThreadPool.globalInstance(), background_pool()):
-        pool.waitForDone(120_000)
-    if not sip.isdeleted(w):
-        w.close()
+    with new_window(qtbot) as w:
+        yield w
 
 
 @pytest.fixture

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
-from guitools import FIELD_TIMEOUT_MS, wait_idle
+from guitools import FIELD_TIMEOUT_MS, new_window, wait_idle
 from PyQt6.QtWidgets import QMessageBox
 
 from testdata import REPO
@@ -14,30 +12,6 @@ from testdata import REPO
 pytestmark = pytest.mark.gui
 
 SCREW = "L4 left pedicle screw"
-
-
-@contextlib.contextmanager
-def new_window(qtbot):
-    """A main window like the ``window`` fixture, for tests that need a second one."""
-    from surgtwin.app.mainwindow import MainWindow
-
-    w = MainWindow()
-    w.confirm_close = False
-    qtbot.addWidget(w)
-    w.resize(1440, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    try:
-        yield w
-    finally:
-        w.cancel_jobs()
-        for job in list(w.jobs):
-            job.done.wait(60)
-        job = w.session._field_job
-        if job is not None:
-            job.cancel()
-            job.done.wait(120)
-        w.close()
 
 
 def open_and_wait(qtbot, window, path) -> None:

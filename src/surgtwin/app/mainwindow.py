@@ -561,8 +561,7 @@ class MainWindow(QMainWindow):
         elif stack is not None and stack.is_clean and self.session.autosaver is not None:
             self.session.autosaver.discard()
         self.cancel_jobs()
-        if self.session._field_job is not None:
-            self.session._field_job.cancel()
+        self.session.cancel_fields()
         # the panels' own pools end their (short) jobs before the panels go
         for pool in self.findChildren(QThreadPool):
             pool.waitForDone(10_000)

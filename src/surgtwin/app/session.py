@@ -231,6 +231,16 @@ class Session(QObject):
         self.status.emit("Distance maps ready: live clearance on " + ", ".join(sorted(result)))
         self.fieldsChanged.emit()
 
+    @property
+    def fields_building(self) -> bool:
+        """Whether distance fields are being built on a worker."""
+        return self._field_job is not None
+
+    def cancel_fields(self) -> None:
+        """Stop building distance fields (closing, or a new case)."""
+        if self._field_job is not None:
+            self._field_job.cancel()
+
     def wait_for_fields(self, timeout_s: float = 120.0) -> bool:
         """Block until the field job ends (tests and the screenshot command only)."""
         job = self._field_job

@@ -432,6 +432,11 @@ class View3D(QWidget):
             lod.SetVisibility(visible and self.interacting)
         self.request_render()
 
+    @property
+    def display_copies_pending(self) -> bool:
+        """Whether decimated display copies are still being made on a worker."""
+        return bool(self._lod_jobs)
+
     def close_plotter(self) -> None:
         self._closed = True
         for job in self._lod_jobs:
