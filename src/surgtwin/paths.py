@@ -9,7 +9,7 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["autosave_dir", "cache_dir", "data_dir"]
+__all__ = ["autosave_dir", "cache_dir", "data_dir", "implants_dir"]
 
 
 def data_dir() -> Path:
@@ -27,3 +27,8 @@ def cache_dir() -> Path:
 def autosave_dir() -> Path:
     """Where plans are autosaved for recovery after a crash."""
     return data_dir() / "autosave"
+
+
+def implants_dir() -> Path:
+    """Where the user's implant catalogue files (``*.json``) are kept."""
+    return data_dir() / "implants"

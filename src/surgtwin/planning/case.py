@@ -512,6 +512,7 @@ def place_implant(
     length_mm: float | None = None,
     name: str | None = None,
     catalogue=None,
+    spec_key: str | None = None,
 ) -> tuple[PlanImplant, Any]:
     """Add a catalogue implant along a trajectory to the plan.
 
@@ -530,6 +531,9 @@ def place_implant(
         Default :func:`default_implant_name`.
     catalogue : Catalogue, optional
         Default: the built-in catalogue.
+    spec_key : str, optional
+        Use this catalogue model (of ``kind``) instead of the nearest size, e.g. one of the
+        user's mesh-file implants.
 
     Returns
     -------
@@ -539,9 +543,9 @@ def place_implant(
     Raises
     ------
     CaseError
-        Unknown kind, name in use, or entry equal to target.
+        Unknown kind or model, name in use, or entry equal to target.
     """
-    from surgtwin.planning.implants import Catalogue, pose_from_trajectory
+    from surgtwin.planning.implants import Catalogue, pose_from_trajectory, record_parameters
 
     cat = catalogue or Catalogue.builtin()
     if kind not in cat.kinds():
@@ -554,7 +558,12 @@ def place_implant(
     for label, value in (("diameter", diameter_mm), ("length", length_mm)):
         if value is not None and not (np.isfinite(value) and value > 0):
             raise CaseError(f"the {label} must be a positive number of mm, not {value!r}")
-    spec = cat.nearest(kind, diameter_mm, span if length_mm is None else length_mm)
+    if spec_key is not None:
+        if spec_key not in cat or cat[spec_key].kind != kind:
+            raise CaseError(f"the catalogue has no {kind!r} implant {spec_key!r}")
+        spec = cat[spec_key]
+    else:
+        spec = cat.nearest(kind, diameter_mm, span if length_mm is None else length_mm)
     if name is None:
         name = default_implant_name(plan, kind)
     elif not name.strip():
@@ -562,6 +571,6 @@ def place_implant(
     elif name in plan.implants:
         raise CaseError(f"an implant named {name!r} exists already")
     pose = pose_from_trajectory(entry, target, spec.length_mm)
-    record = PlanImplant(name, kind, spec.key, dict(spec.parameters), pose)
+    record = PlanImplant(name, kind, spec.key, record_parameters(spec), pose)
     plan.implants.add(record)
     return record, spec

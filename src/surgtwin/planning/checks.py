@@ -36,6 +36,7 @@ import functools
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,7 @@ from surgtwin.errors import SurgTwinError
 from surgtwin.geometry import clearance as C
 from surgtwin.planning.case import CaseError, CaseGeometry
 from surgtwin.planning.cuts import CutStructure, cut_structure, plane_cut
-from surgtwin.planning.implants import USER_STL, ImplantSpec
+from surgtwin.planning.implants import USER_STL, ImplantSpec, spec_from_record
 from surgtwin.planning.plan import Implant, Plan, Structure
 
 __all__ = [
@@ -177,16 +178,18 @@ def is_screw(kind: str) -> bool:
 
 
 def _spec(record: Implant) -> ImplantSpec:
-    if record.kind == USER_STL:
-        raise CaseError(f"implant {record.name!r}: mesh-file implants cannot be checked here")
     key = record.spec_key or record.kind
+    if record.kind == USER_STL:
+        file = record.parameters.get("file")
+        if isinstance(file, str) and file and not Path(file).is_file():
+            raise CaseError(f"implant {record.name!r}: mesh file not found: {file}")
     try:
         params = json.dumps(record.parameters, sort_keys=True)
     except (TypeError, ValueError):
         params = None
     try:
         if params is None:
-            return ImplantSpec(key, record.kind, key, "", dict(record.parameters))
+            return spec_from_record(record.kind, key, key, record.parameters)
         return _spec_of(key, record.kind, params)
     except (ValueError, SurgTwinError) as exc:
         raise CaseError(f"implant {record.name!r}: {exc}") from None
@@ -196,7 +199,7 @@ def _spec(record: Implant) -> ImplantSpec:
 def _spec_of(key: str, kind: str, params_json: str) -> ImplantSpec:
     """The model of a placed implant, validated once per distinct model (the live readout
     asks for it at every drag step)."""
-    return ImplantSpec(key, kind, key, "", json.loads(params_json))
+    return spec_from_record(kind, key, key, json.loads(params_json))
 
 
 @functools.lru_cache(maxsize=32)
@@ -209,15 +212,21 @@ def _samples(spec: ImplantSpec) -> C.ImplantSamples:
 
 
 def implant_spec(record: Implant) -> ImplantSpec:
-    """The catalogue model of a placed implant (validated once per model; CaseError for a
-    mesh-file implant or bad parameters)."""
+    """The catalogue model of a placed implant (validated once per model; CaseError for bad
+    parameters or a missing mesh file, naming the implant and the file)."""
     return _spec(record)
 
 
 def implant_samples(record: Implant) -> C.ImplantSamples:
     """Surface samples of a plan implant in its own frame (cached per model); screws have
     ``axis`` = [head, tip] (local z = length and 0, mm)."""
-    return _samples(_spec(record))
+    spec = _spec(record)
+    try:
+        return _samples(spec)
+    except (OSError, ValueError, SurgTwinError) as exc:
+        if spec.kind != USER_STL:
+            raise
+        raise CaseError(f"implant {record.name!r}: cannot read {spec.file}: {exc}") from None
 
 
 def entry_and_tip(record: Implant) -> tuple[np.ndarray, np.ndarray]:

@@ -205,6 +205,126 @@ class ImplantSpec:
         return Mesh(m.points.copy(), m.faces.copy(), m.name, m.color, m.role, dict(m.metadata))
 
 
+def record_parameters(spec: ImplantSpec) -> dict[str, Any]:
+    """The plain-data parameters a placed implant record keeps for ``spec``.
+
+    For the generated kinds, the spec's parameters. For ``user_stl``, also what rebuilds the
+    spec without the catalogue: ``file`` (absolute path), ``space``, ``axis_entry`` and
+    ``axis_direction`` (lists, mm, in the file's coordinates); see :func:`spec_from_record`.
+
+    Parameters
+    ----------
+    spec : ImplantSpec
+        The catalogue model being placed.
+
+    Returns
+    -------
+    dict
+        JSON-ready parameters (sizes in mm).
+    """
+    params: dict[str, Any] = dict(spec.parameters)
+    if spec.kind == USER_STL:
+        params["file"] = str(Path(str(spec.file)).resolve())
+        params["space"] = spec.space
+        params["axis_entry"] = list(spec.axis_entry or ())
+        params["axis_direction"] = list(spec.axis_direction or ())
+    return params
+
+
+def spec_from_record(kind: str, key: str, name: str, parameters: Mapping[str, Any]) -> ImplantSpec:
+    """Rebuild the model of a placed implant from its record (see :func:`record_parameters`).
+
+    Parameters
+    ----------
+    kind, key, name : str
+        The record's kind and spec key, and the name the model is shown under.
+    parameters : Mapping
+        The record's parameters (mm).
+
+    Returns
+    -------
+    ImplantSpec
+
+    Raises
+    ------
+    ImplantSpecError
+        Missing or invalid parameters. A missing mesh file is not checked here (it is read
+        only when the mesh is needed).
+    """
+    params = dict(parameters)
+    if kind != USER_STL:
+        return ImplantSpec(key, kind, name, "", params)
+    stl = {f: params.pop(f, None) for f in _STL_FIELDS}
+    return ImplantSpec(key, kind, name, "", params, **stl)
+
+
+def default_axis(
+    points: np.ndarray, direction: Iterable[float] = (0.0, 0.0, -1.0)
+) -> tuple[tuple[float, float, float], float]:
+    """A mesh's default insertion axis: the entry and the length along ``direction``.
+
+    Parameters
+    ----------
+    points : numpy.ndarray, shape (n, 3)
+        The mesh's vertices in the file's coordinates (mm).
+    direction : sequence of 3 float
+        Insertion direction (entry towards tip); default -z.
+
+    Returns
+    -------
+    entry : tuple of 3 float
+        The centre of the bounding box's face the implant enters by (for -z: its top centre).
+    length_mm : float
+        The mesh's extent along ``direction`` (mm).
+    """
+    pts = np.asarray(points, dtype=float).reshape(-1, 3)
+    d = np.asarray(tuple(direction), dtype=float)
+    if len(pts) == 0 or d.shape != (3,) or np.linalg.norm(d) < 1e-9:
+        raise ImplantSpecError("a default axis needs mesh points and a non-zero direction")
+    d = d / np.linalg.norm(d)
+    along = pts @ d
+    length = float(along.max() - along.min())
+    centre = (pts.min(axis=0) + pts.max(axis=0)) / 2
+    entry = centre - d * (float(centre @ d) - float(along.min()))
+    return (float(entry[0]), float(entry[1]), float(entry[2])), length
+
+
+def append_to_catalogue_file(path: str | os.PathLike, spec: ImplantSpec) -> None:
+    """Add ``spec`` to a user catalogue file, creating it (and its folder) if needed.
+
+    The file is replaced atomically; its other entries are kept as written (relative mesh
+    paths stay relative). A ``user_stl`` spec's file is stored as given (absolute paths are
+    best).
+
+    Raises
+    ------
+    CatalogueError
+        The existing file is not a catalogue, already has ``spec.key``, or cannot be written.
+    """
+    from surgtwin.fileio import atomic_write
+
+    target = Path(path)
+    doc: dict[str, Any] = {
+        "format": CATALOGUE_FORMAT,
+        "version": CATALOGUE_VERSION,
+        "implants": [],
+    }
+    if target.exists():
+        Catalogue.read_file(target)  # the whole file must be valid before it grows
+        doc = json.loads(target.read_text(encoding="utf-8"))
+        if any(isinstance(e, dict) and e.get("key") == spec.key for e in doc["implants"]):
+            raise CatalogueError("key already in this catalogue", target, f"implant {spec.key!r}")
+    doc["implants"].append(spec.to_dict())
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(
+            [target], error=lambda problem, where: CatalogueError(problem, where)
+        ) as (tmp,):
+            tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    except OSError as exc:
+        raise CatalogueError(f"cannot write the catalogue ({exc})", target) from exc
+
+
 @functools.lru_cache(maxsize=64)
 def _local_mesh(spec: ImplantSpec, stamp: tuple[int, int] | None) -> Mesh:
     del stamp  # part of the cache key only: a changed file is read again

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt, QTimer
@@ -13,10 +14,20 @@ from PyQt6.QtWidgets import QListWidgetItem, QSizePolicy, QTableWidgetItem, QWid
 
 from surgtwin.app.live_controller import STATUS_COLOURS
 from surgtwin.app.resources import load_ui
+from surgtwin.app.stl_implant_dialog import StlImplantDialog
+from surgtwin.paths import implants_dir
 from surgtwin.planning.case import CaseError, default_implant_name
 from surgtwin.planning.checks import entry_and_tip, implant_spec
 from surgtwin.planning.commands import AddImplant, CompoundCommand, MoveImplant, RemoveImplant
-from surgtwin.planning.implants import Catalogue, ImplantSpec, pose_from_trajectory
+from surgtwin.planning.implants import (
+    USER_STL,
+    Catalogue,
+    CatalogueError,
+    ImplantSpec,
+    append_to_catalogue_file,
+    pose_from_trajectory,
+    record_parameters,
+)
 from surgtwin.planning.implants import Implant as LibraryImplant
 from surgtwin.planning.placement import (
     NUDGE_DEG,
@@ -28,7 +39,7 @@ from surgtwin.planning.placement import (
 )
 from surgtwin.planning.plan import Implant
 
-__all__ = ["ImplantsPanel", "MoveTool", "PlaceTool"]
+__all__ = ["ImplantsPanel", "MoveTool", "PlaceTool", "load_catalogue", "user_catalogue_file"]
 
 GRAB_PX = 14.0
 #: 3-D handle colours: the entry's slides the implant, the tip's turns it.
@@ -60,6 +71,38 @@ def _segment_distance(p: QPointF, a: QPointF, b: QPointF) -> float:
 def library_implant(record: Implant) -> LibraryImplant:
     """The library's view of a placed implant (for readouts)."""
     return LibraryImplant(record.name, implant_spec(record), np.asarray(record.pose))
+
+
+def user_catalogue_file() -> Path:
+    """The catalogue file the "Add STL implant" dialog appends to."""
+    return implants_dir() / "user_catalogue.json"
+
+
+def load_catalogue() -> tuple[Catalogue, list[str]]:
+    """The built-in catalogue plus the user's catalogue files (``implants_dir()/*.json``).
+
+    Returns
+    -------
+    (Catalogue, list of str)
+        The catalogue, and one message per file left out (invalid, or a key already used).
+    """
+    specs = list(Catalogue.builtin())
+    seen = {s.key for s in specs}
+    problems = []
+    folder = implants_dir()
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    for path in files:
+        try:
+            more = Catalogue.read_file(path)
+            clash = next((s.key for s in more if s.key in seen), None)
+            if clash is not None:
+                raise CatalogueError("key already used by another catalogue", path, clash)
+        except CatalogueError as exc:
+            problems.append(f"Implant catalogue left out: {exc}")
+            continue
+        seen.update(s.key for s in more)
+        specs.extend(more)
+    return Catalogue(specs), problems
 
 
 class PlaceTool:
@@ -277,7 +320,7 @@ class ImplantsPanel(QWidget):
         load_ui("implants_panel.ui", self)
         self.window = window
         self.session = window.session
-        self.catalogue = Catalogue.builtin()
+        self.catalogue, problems = load_catalogue()
         self.place_tool = PlaceTool(self)
         self._drawn: dict[tuple[int, str], QRectF] = {}
         self._styled_role = None
@@ -294,6 +337,9 @@ class ImplantsPanel(QWidget):
         i = self.kindCombo.findData("pedicle_screw")
         self.kindCombo.setCurrentIndex(max(i, 0))
         self._fill_specs()
+        if problems:
+            window.statusBar().showMessage("; ".join(problems), 15000)
+        self.addStlButton.clicked.connect(self.add_stl_implant)
         self.placeButton.toggled.connect(self._place_toggled)
         self.moveButton.toggled.connect(self._move_toggled)
         self.snapButton.clicked.connect(self.snap_entry)
@@ -361,6 +407,44 @@ class ImplantsPanel(QWidget):
         self.kindCombo.blockSignals(False)
         self._fill_specs()
 
+    def add_stl_implant(self) -> StlImplantDialog:
+        """Open the "Add STL implant" dialog; once accepted, the implant is added to the
+        user catalogue file, the catalogue reloaded and the implant selected. Returns the
+        dialog (it is window-modal, not blocking)."""
+        used = {s.key for s in load_catalogue()[0]}
+        dialog = StlImplantDialog(used, self.window)
+        dialog.accepted.connect(lambda: self.add_user_spec(dialog.spec))
+        dialog.open()
+        return dialog
+
+    def add_user_spec(self, spec: ImplantSpec | None) -> bool:
+        """Append ``spec`` to the user catalogue, reload the catalogue and select it."""
+        if spec is None:
+            return False
+        try:
+            append_to_catalogue_file(user_catalogue_file(), spec)
+        except CatalogueError as exc:
+            self.window.statusBar().showMessage(f"Cannot add {spec.name}: {exc}", 10000)
+            return False
+        catalogue, problems = load_catalogue()
+        self.set_catalogue(catalogue)
+        self.select_spec(spec.key)
+        message = f"Added {spec.name} to your implant catalogue"
+        self.window.statusBar().showMessage("; ".join([message, *problems]), 8000)
+        return True
+
+    def select_spec(self, key: str) -> bool:
+        """Show ``key``'s kind and select it in the size list."""
+        if key not in self.catalogue:
+            return False
+        i = self.kindCombo.findData(self.catalogue[key].kind)
+        self.kindCombo.setCurrentIndex(i)
+        for r in range(self.specList.count()):
+            if self.specList.item(r).data(Qt.ItemDataRole.UserRole) == key:
+                self.specList.setCurrentRow(r)
+                return True
+        return False
+
     # ---------------------------------------------------------------- tools
 
     def _place_toggled(self, on: bool) -> None:
@@ -405,8 +489,10 @@ class ImplantsPanel(QWidget):
             level = self._level_at(entry)
             label = f"{level + ' ' if level else ''}{side} {spec.kind.replace('_', ' ')}"
             name = label if label not in plan.implants else name
+        elif spec.kind == USER_STL and spec.name not in plan.implants:
+            name = spec.name
         pose = pose_from_trajectory(entry, target, spec.length_mm)
-        record = Implant(name, spec.kind, spec.key, dict(spec.parameters), pose)
+        record = Implant(name, spec.kind, spec.key, record_parameters(spec), pose)
         self.session.push(AddImplant(plan, record))
         self.session.select_implant(name)
         self.placeButton.setChecked(False)
@@ -482,7 +568,7 @@ class ImplantsPanel(QWidget):
             return
         entry, tip = entry_and_tip(record)
         pose = pose_from_trajectory(entry, tip, spec.length_mm)
-        new = Implant(record.name, spec.kind, spec.key, dict(spec.parameters), pose)
+        new = Implant(record.name, spec.kind, spec.key, record_parameters(spec), pose)
         plan = self.session.plan
         index = plan.implants.index(record.name)
         self.session.push(
