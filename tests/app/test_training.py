@@ -165,6 +165,7 @@ def test_training_attempt_submit_results_history_retry(window, qtbot, tmp_path, 
     kinds = implants_panel.kindCombo
     assert [kinds.itemData(i) for i in range(kinds.count())] == ["pedicle_screw"]
     assert all(training.info.allows(s.key) for s in implants_panel.catalogue)
+    assert not implants_panel.addStlButton.isEnabled(), "no own implants during an attempt"
     _assert_expert_hidden(w)
 
     # the timer runs (counting down the 15 minutes)
@@ -292,6 +293,7 @@ def test_training_attempt_submit_results_history_retry(window, qtbot, tmp_path, 
     assert not training.active and not training.dock.isVisible()
     assert not training.overlay.shown and training.overlay.actor_names() == []
     assert implants_panel.kindCombo.count() > 1
+    assert implants_panel.addStlButton.isEnabled()
     assert len(w.session.plan.implants) == 2
 
 

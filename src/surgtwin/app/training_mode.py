@@ -230,11 +230,13 @@ class TrainingMode(QObject):
             self._saved_catalogue = panel.catalogue
         allowed = [s for s in self._saved_catalogue if self.info.allows(s.key)]
         panel.set_catalogue(Catalogue(allowed))
+        panel.addStlButton.setEnabled(False)  # a trainee plans with the scenario's implants
 
     def _restore_catalogue(self) -> None:
         panel = self.window.panels.get("implants")
         if panel is not None and self._saved_catalogue is not None:
             panel.set_catalogue(self._saved_catalogue)
+            panel.addStlButton.setEnabled(True)
         self._saved_catalogue = None
 
     # ---------------------------------------------------------------- the clock
