@@ -187,21 +187,27 @@ class Session(QObject):
         inputs changed. The live readout uses whichever fields are ready."""
         if self.plan is None or self.plan.labelmap is None:
             return
-        todo = []
-        for s in needed_structures(self.plan):
-            if s.source != "label" and s.mesh is None:
-                continue
-            key = self._field_key(s)
-            if self._field_keys.get(s.name) != key:
-                todo.append((s, key))
-        if not todo:
+        candidates = [
+            s for s in needed_structures(self.plan) if s.source == "label" or s.mesh is not None
+        ]
+        if not candidates:
             return
+        known = dict(self._field_keys)
         if self._field_job is not None:
             self._field_job.cancel()
         self.geometry = CaseGeometry(self.plan)
         geo = self.geometry
 
         def work(progress, cancel):
+            # the keys digest each structure's voxels (tens of ms on a large CT): here, not on
+            # the GUI thread; only structures whose inputs changed are built again
+            todo = []
+            for s in candidates:
+                key = self._field_key(s)
+                if known.get(s.name) != key:
+                    todo.append((s, key))
+            if todo:  # (a signal: delivered on the GUI thread)
+                self.status.emit("Building distance maps for the live clearance…")
             out = {}
             for n, (s, key) in enumerate(todo):
                 if cancel():
@@ -217,7 +223,6 @@ class Session(QObject):
         job.signals.failed.connect(
             lambda exc, _tb: self.status.emit(f"Distance maps could not be built: {exc}")
         )
-        self.status.emit("Building distance maps for the live clearance…")
         start_job(job, background_pool())
 
     def _fields_built(self, job: Job, result: dict) -> None:
@@ -228,8 +233,10 @@ class Session(QObject):
             if fld is not None and name in self.plan.structures:
                 self.fields[name] = fld
                 self._field_keys[name] = key
-        self.status.emit("Distance maps ready: live clearance on " + ", ".join(sorted(result)))
-        self.fieldsChanged.emit()
+        if result:
+            names = ", ".join(sorted(result))
+            self.status.emit(f"Distance maps ready: live clearance on {names}")
+            self.fieldsChanged.emit()
 
     @property
     def fields_building(self) -> bool:
