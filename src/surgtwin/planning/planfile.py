@@ -23,13 +23,14 @@ zips; invalid JSON or schema; newer schema versions) raise :class:`PlanFileError
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -438,6 +439,22 @@ def _read_labelmap(archive: _Archive, entry: Mapping[str, Any]) -> LabelMap:
     return labelmap
 
 
+@contextlib.contextmanager
+def _open_archive(path: Path, limits: Limits | None) -> Iterator[_Archive]:
+    """The plan file as a checked archive; file and zip errors become PlanFileError."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            yield _Archive(zf, path, limits or Limits())
+    except PlanFileError:
+        raise
+    except FileNotFoundError:
+        raise PlanFileError("the file does not exist", path) from None
+    except OSError as exc:
+        raise PlanFileError(f"cannot read the file: {exc.strerror or exc}", path) from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
+        raise PlanFileError(f"the file is damaged or not a plan file (zip: {exc})", path) from None
+
+
 def load_plan(path: str | os.PathLike, *, limits: Limits | None = None) -> Plan:
     """Read a ``.surgplan`` file.
 
@@ -460,10 +477,8 @@ def load_plan(path: str | os.PathLike, *, limits: Limits | None = None) -> Plan:
         JSON or an invalid plan, or was made by a newer SurgTwin.
     """
     path = Path(path)
-    limits = limits or Limits()
     try:
-        with zipfile.ZipFile(path) as zf:
-            archive = _Archive(zf, path, limits)
+        with _open_archive(path, limits) as archive:
             if PLAN_JSON not in archive.members:
                 archive.fail("plan.json is missing: this is not a SurgTwin plan file")
             raw = archive.read(PLAN_JSON)
@@ -475,12 +490,6 @@ def load_plan(path: str | os.PathLike, *, limits: Limits | None = None) -> Plan:
             return _build(doc, archive)
     except PlanFileError:
         raise
-    except FileNotFoundError:
-        raise PlanFileError("the file does not exist", path) from None
-    except OSError as exc:
-        raise PlanFileError(f"cannot read the file: {exc.strerror or exc}", path) from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
-        raise PlanFileError(f"the file is damaged or not a plan file (zip: {exc})", path) from None
     except (ValueError, TypeError, KeyError) as exc:
         raise PlanFileError(f"plan.json is not valid: {exc}", path) from None
 
@@ -511,23 +520,13 @@ def read_extra_member(
         The file is missing, damaged or hostile, or the member is larger than ``max_bytes``.
     """
     path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            archive = _Archive(zf, path, limits or Limits())
-            info = archive.members.get(EXTRA_PREFIX + name)
-            if info is None:
-                return None
-            if info.file_size > max_bytes:
-                archive.fail(f"member {info.filename!r} is larger than {max_bytes} bytes")
-            return archive.read(info.filename)
-    except PlanFileError:
-        raise
-    except FileNotFoundError:
-        raise PlanFileError("the file does not exist", path) from None
-    except OSError as exc:
-        raise PlanFileError(f"cannot read the file: {exc.strerror or exc}", path) from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
-        raise PlanFileError(f"the file is damaged or not a plan file (zip: {exc})", path) from None
+    with _open_archive(path, limits) as archive:
+        info = archive.members.get(EXTRA_PREFIX + name)
+        if info is None:
+            return None
+        if info.file_size > max_bytes:
+            archive.fail(f"member {info.filename!r} is larger than {max_bytes} bytes")
+        return archive.read(info.filename)
 
 
 def _build(doc: Mapping[str, Any], archive: _Archive) -> Plan:
